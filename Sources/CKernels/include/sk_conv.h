@@ -1,0 +1,3 @@
+// conv kernels: filled in by their family.
+#pragma once
+#include <stdint.h>

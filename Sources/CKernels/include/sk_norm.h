@@ -1,0 +1,3 @@
+// norm kernels: filled in by their family.
+#pragma once
+#include <stdint.h>

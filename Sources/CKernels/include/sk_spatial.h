@@ -1,0 +1,3 @@
+// spatial kernels: filled in by their family.
+#pragma once
+#include <stdint.h>
