@@ -40,6 +40,9 @@ let package = Package(
         ], path: "Sources/SpaceCLI"),
 
         .testTarget(name: "SpaceCoreTests", dependencies: ["SpaceCore", "CKernels"], path: "Tests/SpaceCoreTests"),
+        .testTarget(name: "SpaceTrainTests", dependencies: ["SpaceTrain", "SpaceModels", "SpaceCore"], path: "Tests/SpaceTrainTests"),
+        .testTarget(name: "SpaceModelsTests", dependencies: ["SpaceModels", "SpaceTrain", "SpaceCore"], path: "Tests/SpaceModelsTests",
+                    resources: [.copy("Fixtures")]),
     ],
     swiftLanguageModes: swiftModes
 )

@@ -25,20 +25,20 @@ final class ElementwiseTests: XCTestCase {
     func testUnaryGradients() throws {
         let x = randn([4, 5], seed: 4)
         let pos = try Tensor(x.array.map { abs($0) + 0.5 }, shape: [4, 5], requiresGrad: true)
-        try gradCheck([x]) { try $0[0].exp() }
-        try gradCheck([pos]) { try $0[0].log() }
-        try gradCheck([pos]) { try $0[0].log1p() }
-        try gradCheck([pos]) { try $0[0].sqrt() }
-        try gradCheck([x]) { try $0[0].abs() }
-        try gradCheck([x]) { try $0[0].sigmoid() }
-        try gradCheck([x]) { try $0[0].tanh() }
-        try gradCheck([x]) { try $0[0].softplus() }
-        try gradCheck([x]) { try $0[0].celu() }
-        try gradCheck([x]) { try $0[0].elu() }
-        try gradCheck([x]) { try $0[0].square() }
-        try gradCheck([pos]) { try $0[0].reciprocal() }
-        try gradCheck([pos]) { try $0[0].pow(1.5) }
-        try gradCheck([x]) { try (-$0[0]).affine(scale: 3, shift: 1) }
+        try gradCheck([x]) { $0[0].exp() }
+        try gradCheck([pos]) { $0[0].log() }
+        try gradCheck([pos]) { $0[0].log1p() }
+        try gradCheck([pos]) { $0[0].sqrt() }
+        try gradCheck([x]) { $0[0].abs() }
+        try gradCheck([x]) { $0[0].sigmoid() }
+        try gradCheck([x]) { $0[0].tanh() }
+        try gradCheck([x]) { $0[0].softplus() }
+        try gradCheck([x]) { $0[0].celu() }
+        try gradCheck([x]) { $0[0].elu() }
+        try gradCheck([x]) { $0[0].square() }
+        try gradCheck([pos]) { $0[0].reciprocal() }
+        try gradCheck([pos]) { $0[0].pow(1.5) }
+        try gradCheck([x]) { (-$0[0]).affine(scale: 3, shift: 1) }
         // Clamp is not differentiable at its bounds: keep every entry 0.05 away from them.
         let away = try Tensor(x.array.map { abs($0 + 0.5) < 0.05 || abs($0 - 0.7) < 0.05 ? 0 : $0 }, shape: x.shape, requiresGrad: true)
         try gradCheck([away]) { $0[0].clamp(min: -0.5, max: 0.7) }

@@ -23,5 +23,6 @@
 #include "sk_conv.h"
 #include "sk_norm.h"
 #include "sk_spatial.h"
+#include "sk_optim.h"
 
 #endif
