@@ -78,7 +78,7 @@ final class RecurrentTests: XCTestCase {
 
     /// The reference's background LSTM loads one to one from the parity weights.
     func testLoadsReferenceWeights() throws {
-        let path = "/work/shared/parity/atari_si_b2_s100/weights.safetensors"
+        let path = FixturePaths.parity("atari_si_b2_s100")! + "/weights.safetensors"
         let file = try SafeTensors.load(path: path)
         let prefix = "bg_module.rnn_mask."
         var state: [String: StateValue] = [:]

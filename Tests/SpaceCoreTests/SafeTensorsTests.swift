@@ -2,8 +2,8 @@ import XCTest
 @testable import SpaceCore
 
 final class SafeTensorsTests: XCTestCase {
-    private let weightsPath = "/work/shared/parity/atari_si_b2_s100/weights.safetensors"
-    private let expectedPath = "/work/shared/parity/atari_si_b2_s100/expected.safetensors"
+    private let weightsPath = FixturePaths.parity("atari_si_b2_s100")! + "/weights.safetensors"
+    private let expectedPath = FixturePaths.parity("atari_si_b2_s100")! + "/expected.safetensors"
     private var directory: URL!
 
     override func setUpWithError() throws {

@@ -6,7 +6,7 @@ import XCTest
 /// with general strides and dtypes from hand-built files, and every refusal (truncation, corruption,
 /// forbidden globals, missing records) as a thrown error naming the file.
 final class TorchCheckpointTests: XCTestCase {
-    static let fixtures = "/work/shared/parity/atari_si_b2_s100"
+    static let fixtures = FixturePaths.parity("atari_si_b2_s100")!
     var temporary: URL!
 
     override func setUpWithError() throws {
