@@ -41,8 +41,7 @@ let package = Package(
 
         .testTarget(name: "SpaceCoreTests", dependencies: ["SpaceCore", "CKernels"], path: "Tests/SpaceCoreTests"),
         .testTarget(name: "SpaceTrainTests", dependencies: ["SpaceTrain", "SpaceModels", "SpaceCore"], path: "Tests/SpaceTrainTests"),
-        .testTarget(name: "SpaceModelsTests", dependencies: ["SpaceModels", "SpaceTrain", "SpaceCore"], path: "Tests/SpaceModelsTests",
-                    exclude: ["Fixtures"]),
+        .testTarget(name: "SpaceModelsTests", dependencies: ["SpaceModels", "SpaceTrain", "SpaceCore"], path: "Tests/SpaceModelsTests"),
     ],
     swiftLanguageModes: swiftModes
 )
