@@ -10,10 +10,15 @@ public enum WeightFiles {
             throw SpaceError.file(path: path, message: "no such file")
         }
         guard let handle = FileHandle(forReadingAtPath: path) else { throw SpaceError.file(path: path, message: "cannot open") }
-        let head = handle.readData(ofLength: 8)
+        let head = [UInt8](handle.readData(ofLength: 9))
+        let size = (try? FileManager.default.attributesOfItem(atPath: path)[.size] as? Int) ?? 0
         try? handle.close()
-        // A ZIP (PK\x03\x04) or a pickle (protocol opcode 0x80) is PyTorch's; anything else is tried as safetensors.
-        if head.starts(with: [0x50, 0x4B, 0x03, 0x04]) || head.first == 0x80 {
+        // safetensors: an 8-byte little-endian header length that fits the file, then '{'.
+        // Anything else (a ZIP, a legacy pickle) is PyTorch's, and its reader says what is wrong.
+        var headerLength: UInt64 = 0
+        for (i, b) in head.prefix(8).enumerated() { headerLength |= UInt64(b) << (8 * UInt64(i)) }
+        let looksLikeSafetensors = head.count == 9 && head[8] == UInt8(ascii: "{") && (headerLength > 0 || size == 0)
+        if !looksLikeSafetensors {
             let ckpt = try TorchCheckpoint.load(path: path)
             return (try ckpt.stateDict(), ckpt.epoch, ckpt.globalStep)
         }
