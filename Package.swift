@@ -32,7 +32,7 @@ let package = Package(
                 swiftSettings: [.unsafeFlags(["-enforce-exclusivity=unchecked"])]),
         .target(name: "SpaceModels", dependencies: ["SpaceCore"], path: "Sources/SpaceModels"),
         .target(name: "SpaceData", dependencies: ["SpaceCore", "CPNG"], path: "Sources/SpaceData"),
-        .target(name: "SpaceTrain", dependencies: ["SpaceCore", "SpaceModels", "SpaceData", "CYAML"], path: "Sources/SpaceTrain"),
+        .target(name: "SpaceTrain", dependencies: ["SpaceCore", "SpaceModels", "SpaceData", "SpaceEval", "CYAML"], path: "Sources/SpaceTrain"),
         .target(name: "SpaceEval", dependencies: ["SpaceCore", "SpaceModels", "SpaceData"], path: "Sources/SpaceEval"),
         .executableTarget(name: "SpaceCLI", dependencies: [
             "SpaceCore", "SpaceModels", "SpaceData", "SpaceTrain", "SpaceEval",
