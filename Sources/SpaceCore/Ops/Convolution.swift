@@ -1,0 +1,73 @@
+import CKernels
+
+// 2-D convolution (torch.nn.functional.conv2d with groups=1, dilation 1, zero padding) on the
+// im2col + OpenBLAS sgemm kernels in Sources/CKernels/conv.c.
+
+/// conv2d with a stride and padding shared by both spatial dimensions.
+/// x: (N, C, H, W), weight: (O, C, kh, kw), bias: (O) or nil; returns (N, O, Ho, Wo) with
+/// Ho = (H + 2*padding - kh) / stride + 1 and Wo likewise.
+public func conv2d(_ x: Tensor, weight: Tensor, bias: Tensor?, stride: Int = 1, padding: Int = 0) throws -> Tensor {
+    try conv2d(x, weight: weight, bias: bias, stride: (stride, stride), padding: (padding, padding))
+}
+
+/// conv2d with per-dimension stride (sh, sw) and padding (ph, pw).
+public func conv2d(_ x: Tensor, weight: Tensor, bias: Tensor?, stride: (Int, Int), padding: (Int, Int)) throws -> Tensor {
+    let (sh, sw) = stride, (ph, pw) = padding
+    func describe() -> String {
+        "input \(shapeString(x.shape)), weight \(shapeString(weight.shape))"
+            + (bias.map { ", bias \(shapeString($0.shape))" } ?? "")
+            + ", stride (\(sh), \(sw)), padding (\(ph), \(pw))"
+    }
+    guard sh >= 1, sw >= 1, ph >= 0, pw >= 0 else {
+        throw SpaceError.argument(op: "conv2d", message: "stride must be >= 1 and padding >= 0: \(describe())")
+    }
+    guard x.rank == 4, weight.rank == 4 else {
+        throw SpaceError.shape(op: "conv2d", message: "expects input (N, C, H, W) and weight (O, C, kh, kw): \(describe())")
+    }
+    let (n, c, h, w) = (x.shape[0], x.shape[1], x.shape[2], x.shape[3])
+    let (o, kh, kw) = (weight.shape[0], weight.shape[2], weight.shape[3])
+    guard weight.shape[1] == c, c >= 1, o >= 1, kh >= 1, kw >= 1 else {
+        throw SpaceError.shape(op: "conv2d", message: "input has \(c) channels but weight expects \(weight.shape[1]): \(describe())")
+    }
+    if let bias, bias.shape != [o] {
+        throw SpaceError.shape(op: "conv2d", message: "bias must be [\(o)]: \(describe())")
+    }
+    guard h >= 1, w >= 1, h + 2 * ph >= kh, w + 2 * pw >= kw else {
+        throw SpaceError.shape(op: "conv2d", message: "padded input \(h + 2 * ph)x\(w + 2 * pw) smaller than kernel \(kh)x\(kw): \(describe())")
+    }
+    let ho = (h + 2 * ph - kh) / sh + 1, wo = (w + 2 * pw - kw) / sw + 1
+    let sizes = (Int64(n), Int64(c), Int64(h), Int64(w), Int64(o), Int64(kh), Int64(kw),
+                 Int64(sh), Int64(sw), Int64(ph), Int64(pw))
+    let workCount = Int(sk_conv2d_workspace(sizes.0, sizes.1, sizes.2, sizes.3, sizes.4, sizes.5, sizes.6,
+                                            sizes.7, sizes.8, sizes.9, sizes.10, 0))
+    guard workCount >= 0 else { throw SpaceError.shape(op: "conv2d", message: "sizes out of range: \(describe())") }
+
+    let out = Storage(count: n * o * ho * wo)
+    var status: Int32 = 0
+    do {
+        // Pooled scratch: the same shapes come back every step, so this is reused, not page-faulted.
+        let work = Storage(count: workCount)
+        status = sk_conv2d_forward(out.pointer, work.pointer, x.pointer, weight.pointer, bias?.pointer,
+                                   sizes.0, sizes.1, sizes.2, sizes.3, sizes.4, sizes.5, sizes.6,
+                                   sizes.7, sizes.8, sizes.9, sizes.10, 0)
+    }
+    guard status == SK_OK else {
+        throw SpaceError.shape(op: "conv2d", message: "kernel rejected sizes (status \(status)): \(describe())")
+    }
+    let inputs = bias.map { [x, weight, $0] } ?? [x, weight]
+    return Tensor.result([n, o, ho, wo], out, name: "conv2d", inputs: inputs) { g in
+        let gx = x.requiresGrad ? Storage(count: x.count, repeating: 0) : nil
+        let gw = weight.requiresGrad ? Storage(count: weight.count, repeating: 0) : nil
+        let gb = (bias?.requiresGrad ?? false) ? Storage(count: o, repeating: 0) : nil
+        let work = Storage(count: gx == nil && gw == nil ? 0 : workCount)
+        let st = sk_conv2d_backward(gx?.pointer, gw?.pointer, gb?.pointer, work.pointer, g.pointer, x.pointer, weight.pointer,
+                                    sizes.0, sizes.1, sizes.2, sizes.3, sizes.4, sizes.5, sizes.6,
+                                    sizes.7, sizes.8, sizes.9, sizes.10, 0)
+        guard st == SK_OK else {
+            throw SpaceError.shape(op: "conv2d", message: "backward kernel rejected sizes (status \(st)): \(describe())")
+        }
+        let grads: [Tensor?] = [gx.map { Tensor(shape: x.shape, storage: $0) },
+                                gw.map { Tensor(shape: weight.shape, storage: $0) }]
+        return bias == nil ? grads : grads + [gb.map { Tensor(shape: [o], storage: $0) }]
+    }
+}
