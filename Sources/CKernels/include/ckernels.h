@@ -24,5 +24,6 @@
 #include "sk_norm.h"
 #include "sk_spatial.h"
 #include "sk_optim.h"
+#include "sk_composite.h"
 
 #endif
