@@ -100,17 +100,17 @@ public final class SpaceForeground: Module {
         let alphaAttHat = try alphaAtt * zPresCell
         let yAtt = try alphaAttHat * oAtt
 
-        // Depth-weighted importance, pasted to full resolution and normalised over the cells.
+        // Depth-weighted importance; glimpses pasted back to full resolution and blended by the softmax
+        // of the importance over all cells at each pixel (a cell that does not reach a pixel has
+        // importance 0 there), in one fused sparse op that never builds per-cell full-size canvases.
         let importance = try alphaAttHat * 100.0 * (-lat.zDepth.reshape([n, 1, 1, 1])).sigmoid()
-        let importanceFull = try spatialTransform(importance, zWhere: zWhere, outSize: [n, 1, h, w], inverse: true)
-            .reshape([b, g * g, 1, h, w])
-        let importanceNorm = try importanceFull.softmax(dim: 1)
-        let yEachCell = try spatialTransform(yAtt, zWhere: zWhere, outSize: [n, 3, h, w], inverse: true)
-            .reshape([b, g * g, 3, h, w])
-        let yNoBg = try (yEachCell * importanceNorm).sum(dim: 1)
-        let alphaFull = try spatialTransform(alphaAttHat, zWhere: zWhere, outSize: [n, 1, h, w], inverse: true)
-            .reshape([b, g * g, 1, h, w])
-        let alphaMap = try (alphaFull * importanceNorm).sum(dim: 1)
+        let boundaryOn = arch.boundaryLoss && globalStep <= arch.blOffStep
+        let boundaryKernel = boundaryOn ? try self.boundaryKernel.reshape([1, 1, gs, gs]) * zPresCell : nil
+        let pasted = try compositeGlimpses(weighted: Tensor.cat([yAtt, alphaAttHat], dim: 1), importance: importance,
+                                           summed: boundaryKernel, affine: glimpseInverseAffine(zWhere: zWhere),
+                                           cellsPerImage: g * g, canvas: (h, w))
+        let yNoBg = try pasted.weighted.narrow(dim: 1, start: 0, length: 3)
+        let alphaMap = try pasted.weighted.narrow(dim: 1, start: 3, length: 1)
 
         // KL divergences against the priors, each (B, G*G, D), reduced to (B).
         let klZPres = try klDivergenceBernoulli(logits: lat.zPresLogits, priorProb: priorZPresProb)
@@ -127,11 +127,8 @@ public final class SpaceForeground: Module {
 
         // Boundary loss: penalises alpha where a glimpse's border lands.
         var boundaryLoss = Tensor.zeros([b])
-        if arch.boundaryLoss && globalStep <= arch.blOffStep {
-            let kernel = try boundaryKernel.reshape([1, 1, gs, gs]) * zPresCell
-            let boundaryMap = try spatialTransform(kernel, zWhere: zWhere, outSize: [n, 1, h, w], inverse: true)
-                .reshape([b, g * g, 1, h, w]).sum(dim: 1) * 1000
-            let overlap = try boundaryMap * alphaMap
+        if let summed = pasted.summed {
+            let overlap = try summed * 1000 * alphaMap
             let p = try Normal(loc: Tensor(scalar: 0), scale: Tensor(scalar: 0.7))
             boundaryLoss = try -(perImage(p.logProb(overlap)))
         }
