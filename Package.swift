@@ -40,7 +40,7 @@ let package = Package(
         ], path: "Sources/SpaceCLI"),
 
         .testTarget(name: "SpaceCoreTests", dependencies: ["SpaceCore", "CKernels"], path: "Tests/SpaceCoreTests"),
-        .testTarget(name: "SpaceTrainTests", dependencies: ["SpaceTrain", "SpaceModels", "SpaceCore"], path: "Tests/SpaceTrainTests"),
+        .testTarget(name: "SpaceTrainTests", dependencies: ["SpaceTrain", "SpaceModels", "SpaceData", "SpaceCore"], path: "Tests/SpaceTrainTests"),
         .testTarget(name: "SpaceEvalTests", dependencies: ["SpaceEval"], path: "Tests/SpaceEvalTests", exclude: ["Fixtures"]),
         .testTarget(name: "SpaceModelsTests", dependencies: ["SpaceModels", "SpaceTrain", "SpaceCore"], path: "Tests/SpaceModelsTests"),
         .testTarget(name: "SpaceDataTests", dependencies: ["SpaceData", "SpaceCore"], path: "Tests/SpaceDataTests"),
