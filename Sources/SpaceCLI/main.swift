@@ -9,7 +9,7 @@ struct SpaceCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "space",
         abstract: "SPACE: unsupervised object-centric scene decomposition, in Swift.",
-        subcommands: [Train.self, MakeDataset.self, Parity.self, Convert.self, Smoke.self, Bench.self, BenchStep.self])
+        subcommands: [Train.self, Evaluate.self, Show.self, Score.self, MakeDataset.self, Parity.self, Convert.self, Smoke.self, Bench.self, BenchStep.self])
 }
 
 SpaceCommand.main()

@@ -19,6 +19,10 @@ public struct EvaluationResult: Sendable {
     /// Mean over images of the summed squared error of the reconstruction.
     public var mse: Double
     public var images: Int
+    public init(iouThresholds: [Double], APs: [Double], counts: CountMetrics?, mse: Double, images: Int) {
+        self.iouThresholds = iouThresholds; self.APs = APs; self.counts = counts; self.mse = mse; self.images = images
+    }
+
     public var apAverage: Double { APs.isEmpty ? .nan : APs.reduce(0, +) / Double(APs.count) }
     /// AP at IoU 0.5.
     public var apDot5: Double { APs.first ?? .nan }
