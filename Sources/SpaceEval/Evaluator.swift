@@ -55,7 +55,7 @@ public struct EvaluationResult: Sendable {
             lines.append(pad("Accuracy:") + " " + String(format: "%.4f", c.accuracy))
             lines.append(pad("Error rate:") + " " + String(format: "%.4f", c.errorRate))
         }
-        lines.append(pad("MSE:") + " " + String(format: "%.4f", mse))
+        if mse.isFinite { lines.append(pad("MSE:") + " " + String(format: "%.4f", mse)) }
         lines.append(rule)
         return lines.joined(separator: "\n")
     }
@@ -65,7 +65,8 @@ public struct EvaluationResult: Sendable {
     public func json(info: [String: String] = [:]) throws -> Data {
         let f = DateFormatter(); f.dateFormat = "yyyy-MM-dd HH:mm:ss"
         var obj: [String: Any] = ["date": f.string(from: Date()), "info": info, "APs": APs, "iou_thresholds": iouThresholds,
-                                  "AP average": APs.isEmpty ? NSNull() : apAverage as Any, "mse": mse, "images": images]
+                                  "AP average": APs.isEmpty ? NSNull() : apAverage as Any,
+                                  "mse": mse.isFinite ? mse as Any : NSNull(), "images": images]
         if let c = counts {
             obj["error_rate"] = c.errorRate.isFinite ? c.errorRate : NSNull()
             obj["accuracy"] = c.accuracy; obj["perfect"] = c.perfect; obj["undercount"] = c.undercount; obj["overcount"] = c.overcount

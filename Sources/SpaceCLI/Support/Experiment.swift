@@ -76,7 +76,13 @@ struct LoaderBatches: EpochBatches {
         let loader = try DataLoader(dataset: dataset, batchSize: batchSize, shuffle: true, seed: seed, epoch: epoch,
                                     workers: workers, dropLast: true)
         let it = loader.batches(from: skip)
-        return AnyIterator { it.next()?.images }
+        // A batch whose every image failed to decode has no rows: the loader has warned; move on.
+        return AnyIterator {
+            while let batch = it.next() {
+                if !batch.indices.isEmpty { return batch.images }
+            }
+            return nil
+        }
     }
 }
 
