@@ -117,3 +117,63 @@ TEST(Matmul, SgemmMatchesNaive) {
             expectClose(c1, c2, 1e-5f, 1e-5f);
         }
 }
+
+TEST(Reduce, MaxMatchesNaiveAndPropagatesNaN) {
+    int64_t outer = 3, n = 5, inner = 4;
+    auto x = randomVector(outer * n * inner, 9);
+    x[(1 * n + 2) * inner + 3] = NAN;
+    std::vector<float> y(outer * inner);
+    sk_max_dim_forward(y.data(), x.data(), outer, n, inner);
+    for (int64_t o = 0; o < outer; o++)
+        for (int64_t i = 0; i < inner; i++) {
+            float m = -INFINITY; bool nan = false;
+            for (int64_t k = 0; k < n; k++) { float v = x[(o * n + k) * inner + i]; nan |= v != v; m = v > m ? v : m; }
+            if (nan) EXPECT_TRUE(std::isnan(y[o * inner + i])); else EXPECT_EQ(y[o * inner + i], m);
+        }
+}
+
+TEST(Layout, BlockCopiesAreAdjoint) {
+    // take_block(copy_block(x)) == x, and the _add variants add: checked against index arithmetic.
+    int64_t outer = 2, m = 7, at = 2, n = 3, inner = 4;
+    auto x = randomVector(outer * n * inner, 10);
+    std::vector<float> big(outer * m * inner, 0.0f), back(outer * n * inner, 0.0f);
+    sk_copy_block(big.data(), m, at, x.data(), outer, n, inner);
+    for (int64_t o = 0; o < outer; o++)
+        for (int64_t k = 0; k < m; k++)
+            for (int64_t i = 0; i < inner; i++) {
+                float expected = (k >= at && k < at + n) ? x[(o * n + k - at) * inner + i] : 0.0f;
+                ASSERT_EQ(big[(o * m + k) * inner + i], expected);
+            }
+    sk_take_block(back.data(), big.data(), m, at, outer, n, inner);
+    expectClose(back, x, 0, 0);
+    sk_take_block_add(back.data(), big.data(), m, at, outer, n, inner);
+    for (size_t i = 0; i < x.size(); i++) ASSERT_EQ(back[i], 2 * x[i]);
+    sk_copy_block_add(big.data(), m, at, x.data(), outer, n, inner);
+    for (int64_t o = 0; o < outer; o++) ASSERT_EQ(big[(o * m + at) * inner], 2 * x[o * n * inner]);
+}
+
+TEST(Layout, IndexSelectBackwardIsTheAdjoint) {
+    // <index_select(x), g> == <x, index_select_backward(g)> for random x, g, repeated indices.
+    int64_t outer = 2, n = 5, inner = 3, k = 4;
+    int64_t idx[4] = {4, 0, 4, 2};
+    auto x = randomVector(outer * n * inner, 11), g = randomVector(outer * k * inner, 12);
+    std::vector<float> y(outer * k * inner), gx(outer * n * inner, 0.0f);
+    ASSERT_EQ(sk_index_select_forward(y.data(), x.data(), idx, k, outer, n, inner), SK_OK);
+    sk_index_select_backward(gx.data(), g.data(), idx, k, outer, n, inner);
+    double lhs = 0, rhs = 0;
+    for (size_t i = 0; i < y.size(); i++) lhs += (double)y[i] * g[i];
+    for (size_t i = 0; i < x.size(); i++) rhs += (double)x[i] * gx[i];
+    EXPECT_NEAR(lhs, rhs, 1e-5);
+}
+
+TEST(Elementwise, AffineAccumulateFill) {
+    std::vector<float> x = {1, -2, 3}, y(3), acc = {1, 1, 1};
+    sk_affine_scalar(y.data(), x.data(), 3, 2.0f, 0.5f);
+    expectClose(y, {2.5f, -3.5f, 6.5f}, 0, 0);
+    sk_accumulate(acc.data(), x.data(), 3);
+    expectClose(acc, {2, -1, 4}, 0, 0);
+    sk_fill(acc.data(), 3, 7.0f);
+    expectClose(acc, {7, 7, 7}, 0, 0);
+    EXPECT_DOUBLE_EQ(sk_sum_all(x.data(), 3), 2.0);
+    EXPECT_DOUBLE_EQ(sk_sum_squares(x.data(), 3), 14.0);
+}
