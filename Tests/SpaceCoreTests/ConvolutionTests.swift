@@ -122,6 +122,7 @@ final class ConvolutionTests: XCTestCase {
         expectError("weight rank", ["[4, 27]"]) { try conv2d(x, weight: Tensor.zeros([4, 27]), bias: nil) }
         expectError("bias", ["[3]", "[4, 3, 3, 3]"]) { try conv2d(x, weight: w, bias: Tensor.zeros([3])) }
         expectError("too small", ["[2, 3, 2, 2]", "[4, 3, 3, 3]"]) { try conv2d(Tensor.zeros([2, 3, 2, 2]), weight: w, bias: nil) }
+        expectError("empty kernel", ["[4, 3, 0, 3]"]) { try conv2d(x, weight: Tensor.zeros([4, 3, 0, 3]), bias: nil) }
         expectError("stride", ["stride"]) { try conv2d(x, weight: w, bias: nil, stride: 0) }
         expectError("padding", ["padding"]) { try conv2d(x, weight: w, bias: nil, padding: -1) }
         // Just large enough: padding makes a 2x2 input fit a 3x3 kernel.

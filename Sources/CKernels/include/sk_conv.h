@@ -6,15 +6,19 @@
 //   Needs N >= 0, C, O, kh, kw >= 1, Ho, Wo >= 1 (else SK_ERR_SHAPE) and sh, sw >= 1, ph, pw >= 0
 //   (else SK_ERR_ARG). Nothing is written when the status is not SK_OK.
 //
-// The optimised kernels lower the convolution to OpenBLAS sgemm on an im2col matrix of
-// K = C*kh*kw rows and one column per output position. Images are processed in chunks of `chunk`
-// images so the im2col buffer stays bounded (chunk 0 picks the default: about 64 MB of workspace).
-// Small maps (Ho*Wo below a few hundred) are gathered for the whole chunk so one sgemm sees
-// chunk*Ho*Wo columns; large maps get one sgemm per image straight into y. A 1x1 stride-1
-// unpadded convolution on large maps skips im2col entirely.
+// The optimised kernels lower the convolution to OpenBLAS sgemm on an unfolded (im2col) matrix of
+// K = C*kh*kw values per output position, processing `chunk` images at a time so that matrix stays
+// bounded (chunk 0 picks the default: about 16 MB of workspace; a chunk holds at least one image).
+// Small maps (Ho*Wo < 1024) are unfolded for the whole chunk so that one sgemm sees chunk*Ho*Wo
+// columns; large maps get one sgemm per image straight into y; a 1x1 stride-1 unpadded convolution
+// on large maps skips the unfolding entirely, and a kernel covering the whole unpadded map is a
+// single sgemm on x as it is. At stride 1, grad input is computed as the transposed convolution
+// (a forward pass of gy with the flipped kernel), with no col2im. See conv.c for the layouts.
 //
-// `work` is scratch of sk_conv2d_workspace(...) floats, or NULL to let the kernel allocate it
-// (callers on hot paths pass pooled memory: a fresh 64 MB malloc costs page faults every call).
+// `work` is scratch of sk_conv2d_workspace(...) floats, or NULL to let the kernel allocate it.
+// Hot paths pass memory they reuse, ideally 2 MB aligned and advised for huge pages (the im2col
+// matrix is walked with strides of whole rows; 4 KB pages cost 10-25% on SPACE's shapes).
+// Results do not depend on `chunk` or `work` beyond float rounding order.
 #pragma once
 #include <stdint.h>
 
