@@ -39,6 +39,10 @@ let package = Package(
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
         ], path: "Sources/SpaceCLI"),
 
+        // Examples/: an extension story that builds with the package.
+        .executableTarget(name: "custom-glimpse-decoder", dependencies: ["SpaceCore", "SpaceModels", "SpaceData", "SpaceTrain"],
+                          path: "Examples/CustomGlimpseDecoder"),
+
         .testTarget(name: "SpaceCoreTests", dependencies: ["SpaceCore", "CKernels"], path: "Tests/SpaceCoreTests"),
         .testTarget(name: "SpaceTrainTests", dependencies: ["SpaceTrain", "SpaceModels", "SpaceData", "SpaceCore"], path: "Tests/SpaceTrainTests"),
         .testTarget(name: "SpaceEvalTests", dependencies: ["SpaceEval"], path: "Tests/SpaceEvalTests", exclude: ["Fixtures"]),
