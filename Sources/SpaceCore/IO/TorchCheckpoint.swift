@@ -42,20 +42,7 @@ public struct TorchCheckpoint {
 
     /// Reads and checks the checkpoint at `path`.
     public static func load(path: String) throws -> TorchCheckpoint {
-        func fail(_ message: String) -> SpaceError { .file(path: path, message: message) }
-        let fd = open(path, O_RDONLY)
-        guard fd >= 0 else { throw fail("cannot open: \(String(cString: strerror(errno)))") }
-        defer { close(fd) }
-        var st = stat()
-        guard fstat(fd, &st) == 0 else { throw fail("cannot stat: \(String(cString: strerror(errno)))") }
-        guard (st.st_mode & S_IFMT) == S_IFREG else { throw fail("not a regular file") }
-        let size = Int(st.st_size)
-        guard size > 0 else { throw fail("empty file: not a PyTorch checkpoint") }
-        guard let map = mmap(nil, size, PROT_READ, MAP_PRIVATE, fd, 0), map != UnsafeMutableRawPointer(bitPattern: -1) else {
-            throw fail("cannot map: \(String(cString: strerror(errno)))")
-        }
-        defer { munmap(map, size) }
-        return try parse(UnsafeRawBufferPointer(start: map, count: size), path: path)
+        try MappedFile.withBytes(path: path) { try parse($0, path: path) }
     }
 
     /// Parses the bytes of a whole checkpoint file; `path` names it in errors.
