@@ -1,4 +1,5 @@
 import CKernels
+import Dispatch
 
 /// One recorded op: its inputs and how to turn the output's gradient into the inputs' gradients.
 /// `backward` returns one gradient per input (nil where an input takes none), each of that input's shape.
@@ -6,6 +7,8 @@ final class GradNode {
     let name: String
     let inputs: [Tensor]
     let backward: (Tensor) throws -> [Tensor?]
+    /// Labels for the profiler, when one was recording as the node was made.
+    var profile: NodeProfile?
     init(name: String, inputs: [Tensor], backward: @escaping (Tensor) throws -> [Tensor?]) {
         self.name = name
         self.inputs = inputs
@@ -34,8 +37,11 @@ extension Tensor {
         let out = Tensor(shape: shape, storage: storage)
         if GradMode.isEnabled && inputs.contains(where: { $0.requiresGrad }) {
             out.requiresGrad = true
-            out.creator = GradNode(name: name, inputs: inputs, backward: backward)
+            let node = GradNode(name: name, inputs: inputs, backward: backward)
+            if let p = Profiler.active { node.profile = p.captureForNode() }
+            out.creator = node
         }
+        Profiler.opFinished(name)
         return out
     }
 
@@ -60,7 +66,7 @@ extension Tensor {
             throw SpaceError.message("backward: tensor does not require grad (no parameter or input with requiresGrad reached it)")
         }
         // Topological order of the recorded nodes reachable from self (iterative DFS).
-        var order: [Tensor] = []
+        var order: [Tensor?] = []
         var visited = Set<ObjectIdentifier>()
         var stack: [(Tensor, Int)] = [(self, 0)]
         visited.insert(ObjectIdentifier(self))
@@ -76,27 +82,45 @@ extension Tensor {
                 order.append(t)
             }
         }
+        let profiler = Profiler.active
+        profiler?.inBackward = true
+        defer { profiler?.inBackward = false; profiler?.mark() }
         try Tensor.noGrad {
             var grads: [ObjectIdentifier: Tensor] = [ObjectIdentifier(self): gradient]
-            for t in order.reversed() {
+            for index in order.indices.reversed() {
+                // Each node is released as soon as its gradient function has run, and the walk lets go
+                // of the tensor: what only backward kept alive is freed as backward goes.
+                guard let t = order[index] else { continue }
+                order[index] = nil
+                defer { t.creator = nil }
                 guard let g = grads.removeValue(forKey: ObjectIdentifier(t)) else { continue }
                 if let node = t.creator {
+                    let t0 = Profiler.active == nil ? 0 : DispatchTime.now().uptimeNanoseconds
+                    profiler?.backwardLayer = node.profile?.layer ?? ""
                     let inputGrads = try node.backward(g)
+                    if let p = Profiler.active {
+                        let t1 = DispatchTime.now().uptimeNanoseconds
+                        let own = Double(t1 - t0) * 1e-9 - p.takeSectionSeconds()
+                        p.backwardFinished(node.name, layer: node.profile?.layer ?? "", detail: node.profile?.detail ?? "",
+                                           seconds: own, flops: node.profile?.flops ?? 0)
+                    }
                     for (input, ig) in zip(node.inputs, inputGrads) {
                         guard input.requiresGrad, let ig else { continue }
                         let key = ObjectIdentifier(input)
-                        if let existing = grads[key] { grads[key] = try existing + ig } else { grads[key] = ig }
+                        if let existing = grads[key] {
+                            let t2 = Profiler.active == nil ? 0 : DispatchTime.now().uptimeNanoseconds
+                            grads[key] = try existing + ig
+                            if let p = Profiler.active {
+                                p.backwardFinished("accumulate", layer: node.profile?.layer ?? "", detail: "",
+                                                   seconds: Double(DispatchTime.now().uptimeNanoseconds - t2) * 1e-9, flops: 0)
+                            }
+                        } else { grads[key] = ig }
                     }
                 } else {
                     t.accumulateGrad(g)
                 }
             }
         }
-        releaseGraph(order)
-    }
-
-    private func releaseGraph(_ order: [Tensor]) {
-        for t in order { t.creator = nil }
     }
 
     func accumulateGrad(_ g: Tensor) {

@@ -12,6 +12,7 @@ public final class Storage: @unchecked Sendable {
     public init(count: Int) {
         self.count = count
         self.pointer = BufferPool.shared.take(count)
+        Profiler.allocated(bytes: count * MemoryLayout<Float>.stride)
     }
 
     /// Storage filled with `value`.

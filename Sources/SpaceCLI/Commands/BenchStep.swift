@@ -4,18 +4,28 @@ import SpaceCore
 import SpaceModels
 import SpaceTrain
 
-/// `space bench-step`: times full SPACE training steps (forward, backward, clipping, both optimizers)
-/// at a reference configuration, on random images. Use the release build.
+/// `space bench-step`: times SPACE at a reference configuration on random images (use the release build):
+/// a full training step (`train`: forward, backward, clipping, both optimizers), a no-grad full forward in
+/// evaluation mode (`eval`: what `space eval` and `show` run), or the boxes-only path (`detect`: the
+/// foreground image encoder, z_pres / z_where / z_depth, no grad).
 struct BenchStep: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "bench-step",
-        abstract: "Benchmark one SPACE training step (release build).")
+        abstract: "Benchmark a SPACE training step, evaluation forward or detection (release build).")
+
+    enum Mode: String, ExpressibleByArgument, CaseIterable { case train, eval, detect }
 
     @Option(help: "Preset: atari (G=16, K=3, the atari_spaceinvaders arch) or room (G=16, K=5, 3d_room_large).")
     var preset = "atari"
+    @Option(help: "What to time: train (a full training step), eval (no-grad forward), detect (boxes only).")
+    var mode: Mode = .train
     @Option(help: "Batch size.") var batch = 12
     @Option(help: "Timed steps (after one warm-up step).") var steps = 3
     @Option(help: "Global step the model runs at (drives annealing and fix-alpha).") var globalStep = 5000
+    @Flag(help: "Profile the timed steps: time per op kind and per layer, convolution shapes and GFLOP/s, bytes allocated.")
+    var profile = false
+    @Option(help: "Also write the results (and the profile) as JSON to this file ('-' for standard output; the human-readable lines then go to standard error).")
+    var json: String?
 
     func run() throws {
         var arch = SpaceArch()
@@ -27,38 +37,180 @@ struct BenchStep: ParsableCommand {
             arch.G = 16; arch.K = 5
         default: throw ValidationError("unknown preset '\(preset)' (atari, room)")
         }
-        print("OpenBLAS core: \(BLASRuntime.coreName), threads: \(BLASRuntime.threads)")
-        print("preset \(preset): B=\(batch), G=\(arch.G), K=\(arch.K), 128x128, global step \(globalStep)")
+        guard batch >= 1, steps >= 1 else { throw ValidationError("--batch and --steps must be at least 1") }
+        let toStdout = json == "-"
+        func say(_ line: String) {
+            if toStdout { FileHandle.standardError.write((line + "\n").data(using: .utf8)!) } else { print(line) }
+        }
+        say("engine: \(EngineInfo.summary)")
+        say("preset \(preset), mode \(mode.rawValue): B=\(batch), G=\(arch.G), K=\(arch.K), 128x128, global step \(globalStep)")
         let model = try Space(arch: arch)
         let groups = model.parameterGroups()
         let fgOpt = RMSprop(learningRate: 1e-5), bgOpt = Adam(learningRate: 1e-3)
         let all = model.parameters()
+        if mode != .train { model.eval() }
         let noise = SeededNoise(seed: 1)
         let x = noise.uniform([batch, 3, 128, 128])
-        var fwd: [Double] = [], bwd: [Double] = [], opt: [Double] = []
+        let profiler = Profiler()
+        profiler.attach(model)
+
+        var phases: [String: [Double]] = [:]
+        var totals: [Double] = [], allocated: [Int] = []
         for i in 0...steps {
-            let t0 = DispatchTime.now().uptimeNanoseconds
-            let out = try model(x, globalStep: globalStep, noise: noise)
-            let t1 = DispatchTime.now().uptimeNanoseconds
-            try out.loss.backward()
-            let t2 = DispatchTime.now().uptimeNanoseconds
-            clipGradNorm(all, maxNorm: 1)
-            try fgOpt.step(groups.fg)
-            try bgOpt.step(groups.bg)
-            model.zeroGrad()
-            let t3 = DispatchTime.now().uptimeNanoseconds
-            if i > 0 {
-                fwd.append(Double(t1 - t0) * 1e-9); bwd.append(Double(t2 - t1) * 1e-9); opt.append(Double(t3 - t2) * 1e-9)
+            let timed = i > 0
+            if timed && profile { profiler.reset(); profiler.start() }
+            var parts: [(String, Double)] = []
+            var clock = DispatchTime.now().uptimeNanoseconds
+            func lap(_ name: String) {
+                let now = DispatchTime.now().uptimeNanoseconds
+                parts.append((name, Double(now - clock) * 1e-9))
+                clock = now
             }
-            print(String(format: "step %d: forward %.3f s, backward %.3f s, clip+optimizers %.3f s, loss %.1f%@", i,
-                         Double(t1 - t0) * 1e-9, Double(t2 - t1) * 1e-9, Double(t3 - t2) * 1e-9, try out.loss.item(),
-                         i == 0 ? " (warm-up)" : ""))
+            var lossText = ""
+            switch mode {
+            case .train:
+                let out = try model(x, globalStep: globalStep, noise: noise)
+                lap("forward")
+                try out.loss.backward()
+                lap("backward")
+                clipGradNorm(all, maxNorm: 1)
+                try fgOpt.step(groups.fg)
+                try bgOpt.step(groups.bg)
+                model.zeroGrad()
+                lap("clip+optimizers")
+                lossText = String(format: ", loss %.1f", try out.loss.item())
+            case .eval:
+                let out = try Tensor.noGrad { try model(x, globalStep: globalStep, noise: noise) }
+                lap("forward")
+                lossText = String(format: ", loss %.1f", try out.loss.item())
+            case .detect:
+                let fg = model.fgModule
+                fg.anneal(step: globalStep)
+                let lat = try Tensor.noGrad { try fg.imgEncoder(x, tau: fg.tau.pointer[0], noise: noise) }
+                lap("encoder")
+                lossText = String(format: ", mean z_pres %.3f", lat.zPres.array.reduce(0, +) / Float(lat.zPres.count))
+            }
+            profiler.stop()
+            let total = parts.reduce(0) { $0 + $1.1 }
+            let text = parts.map { String(format: "%@ %.3f s", $0.0, $0.1) }.joined(separator: ", ")
+            say("step \(i): \(text)\(lossText)\(timed ? "" : " (warm-up)")")
+            if timed {
+                for (k, v) in parts { phases[k, default: []].append(v) }
+                totals.append(total)
+                allocated.append(profiler.bytesAllocated)
+            }
         }
         func median(_ v: [Double]) -> Double { v.sorted()[v.count / 2] }
-        let total = zip(zip(fwd, bwd), opt).map { $0.0 + $0.1 + $1 }
-        print(String(format: "median: forward %.3f s, backward %.3f s, clip+optimizers %.3f s, step %.3f s",
-                     median(fwd), median(bwd), median(opt), median(total)))
-        print(String(format: "peak resident memory: %.2f GB", Double(peakResidentBytes()) / 1e9))
+        let phaseNames = mode == .train ? ["forward", "backward", "clip+optimizers"] : (mode == .eval ? ["forward"] : ["encoder"])
+        let med = median(totals)
+        let fps = Double(batch) / med
+        let peak = peakResidentBytes()
+        say("median: " + phaseNames.map { String(format: "%@ %.3f s", $0, median(phases[$0]!)) }.joined(separator: ", ")
+            + String(format: ", step %.3f s (%.1f frames/s)", med, fps))
+        say(String(format: "peak resident memory: %.2f GB", Double(peak) / 1e9))
+
+        var report: [Profiler.Entry] = []
+        if profile {
+            report = profiler.report
+            say(String(format: "allocated per step: %.2f GB in %d tensors", Double(profiler.bytesAllocated) / 1e9, profiler.allocations))
+            for line in ProfileReport.lines(report, stepSeconds: med) { say(line) }
+        }
+        if let json {
+            let result = BenchResult(preset: preset, mode: mode.rawValue, batch: batch, G: arch.G, K: arch.K, globalStep: globalStep,
+                                     engine: EngineInfo.summary, stepSeconds: totals, medianStepSeconds: med, framesPerSecond: fps,
+                                     phases: phases, peakResidentBytes: peak,
+                                     bytesAllocatedPerStep: profile ? profiler.bytesAllocated : nil,
+                                     profile: profile ? report : nil)
+            let encoder = JSONEncoder()
+            encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
+            let data = try encoder.encode(result)
+            if toStdout {
+                FileHandle.standardOutput.write(data)
+                FileHandle.standardOutput.write("\n".data(using: .utf8)!)
+            } else {
+                try data.write(to: URL(fileURLWithPath: json), options: .atomic)
+                say("wrote \(json)")
+            }
+        }
+    }
+}
+
+/// What `bench-step --json` writes.
+struct BenchResult: Codable {
+    var preset: String, mode: String, batch: Int, G: Int, K: Int, globalStep: Int, engine: String
+    var stepSeconds: [Double], medianStepSeconds: Double, framesPerSecond: Double
+    var phases: [String: [Double]]
+    var peakResidentBytes: Int
+    var bytesAllocatedPerStep: Int?
+    var profile: [Profiler.Entry]?
+}
+
+/// Human-readable summaries of a profile: per op kind, per layer, and per convolution shape.
+enum ProfileReport {
+    static func lines(_ entries: [Profiler.Entry], stepSeconds: Double) -> [String] {
+        var out: [String] = []
+        let total = entries.reduce(0) { $0 + $1.seconds }
+        func pct(_ s: Double) -> String { String(format: "%5.1f%%", 100 * s / max(stepSeconds, 1e-12)) }
+        func row(_ name: String, _ f: Double, _ b: Double, _ flops: Double) -> String {
+            let rate = flops > 0 ? String(format: " %7.1f GFLOP/s", flops / max(f + b, 1e-12) / 1e9) : ""
+            return "  " + name.padding(toLength: 48, withPad: " ", startingAt: 0)
+                + String(format: " fwd %8.1f ms  bwd %8.1f ms  %@", f * 1e3, b * 1e3, pct(f + b)) + rate
+        }
+        out.append(String(format: "profile: %.3f s charged to ops of a %.3f s step", total, stepSeconds))
+
+        // Per op kind.
+        out.append("by op (forward and backward, share of the step):")
+        var byOp: [String: (Double, Double, Double)] = [:]
+        for e in entries {
+            var v = byOp[e.op] ?? (0, 0, 0)
+            if e.phase == .forward { v.0 += e.seconds } else { v.1 += e.seconds }
+            v.2 += e.flops
+            byOp[e.op] = v
+        }
+        for (op, v) in byOp.sorted(by: { $0.value.0 + $0.value.1 > $1.value.0 + $1.value.1 }) where v.0 + v.1 >= 0.0005 {
+            out.append(row(op, v.0, v.1, v.2))
+        }
+
+        // Per layer (top 40).
+        out.append("by layer (top 40):")
+        var byLayer: [String: (Double, Double, Double)] = [:]
+        for e in entries {
+            let layer = e.layer.isEmpty ? "(outside layers)" : e.layer
+            var v = byLayer[layer] ?? (0, 0, 0)
+            if e.phase == .forward { v.0 += e.seconds } else { v.1 += e.seconds }
+            v.2 += e.flops
+            byLayer[layer] = v
+        }
+        for (layer, v) in byLayer.sorted(by: { $0.value.0 + $0.value.1 > $1.value.0 + $1.value.1 }).prefix(40) {
+            out.append(row(layer, v.0, v.1, v.2))
+        }
+
+        // Per convolution shape: forward, backward data and backward weights (a fused op's backward
+        // charges its data and weight passes separately, "... data" / "... weights").
+        out.append("convolutions by shape (N C HxW -> O kernel stride pad [algorithm formats]), GFLOP/s per pass:")
+        struct Passes { var calls = 0; var t = [0.0, 0.0, 0.0]; var f = [0.0, 0.0, 0.0] }
+        var byShape: [String: Passes] = [:]
+        for e in entries where e.op == "conv2d" && !e.detail.isEmpty {
+            var key = e.detail, pass = e.phase == .forward ? 0 : 1
+            if key.hasSuffix(" data") { key.removeLast(5); pass = 1 }
+            if key.hasSuffix(" weights") { key.removeLast(8); pass = 2 }
+            var v = byShape[key] ?? Passes()
+            if pass == 0 { v.calls += e.calls }
+            if e.phase == .backward && pass == 1 && !e.detail.hasSuffix(" data") {
+                // An unfused convolution's backward: data and weights together.
+                v.t[1] += e.seconds; v.f[1] += e.flops
+            } else {
+                v.t[pass] += e.seconds; v.f[pass] += e.flops
+            }
+            byShape[key] = v
+        }
+        func rate(_ t: Double, _ f: Double) -> String { t > 0 && f > 0 ? String(format: "%6.1f", f / t / 1e9) : "     -" }
+        for (shape, v) in byShape.sorted(by: { $0.value.t.reduce(0, +) > $1.value.t.reduce(0, +) }) {
+            out.append("  " + shape.padding(toLength: 64, withPad: " ", startingAt: 0)
+                       + String(format: " x%-2d fwd %6.1f ms %@  bwd-data %6.1f ms %@  bwd-weights %6.1f ms %@", v.calls,
+                                v.t[0] * 1e3, rate(v.t[0], v.f[0]), v.t[1] * 1e3, rate(v.t[1], v.f[1]), v.t[2] * 1e3, rate(v.t[2], v.f[2])))
+        }
+        return out
     }
 }
 

@@ -30,6 +30,6 @@ public final class Conv2d: Module, UnaryLayer {
     public var kernelSize: Int { weight.shape[2] }
 
     public func callAsFunction(_ x: Tensor) throws -> Tensor {
-        try conv2d(x, weight: weight, bias: bias, stride: stride, padding: padding)
+        try Profiler.scope(self) { try conv2d(x, weight: weight, bias: bias, stride: stride, padding: padding) }
     }
 }

@@ -22,6 +22,7 @@ extension Tensor {
         let sA = a.rank == 3 ? m * k : 0, sB = b.rank == 3 ? k * n : 0
         sk_matmul(out.pointer, a.pointer, b.pointer, Int64(batch), Int64(m), Int64(k), Int64(n), 0, 0, 1, 0,
                   Int64(sA), Int64(sB), Int64(m * n))
+        Profiler.describe("\(batch)x\(m)x\(k) @ \(k)x\(n)", flops: 2.0 * Double(batch * m * k * n))
         return Tensor.result(outShape, out, name: "matmul", inputs: [a, b]) { g in
             var ga: Tensor? = nil, gb: Tensor? = nil
             if a.requiresGrad {

@@ -45,8 +45,8 @@ public final class Space: Module {
         guard x.rank == 4, x.shape[1] == 3, x.shape[2] == arch.imgShape[0], x.shape[3] == arch.imgShape[1] else {
             throw SpaceError.shape(op: "Space", message: "input \(shapeString(x.shape)), expected (B, 3, \(arch.imgShape[0]), \(arch.imgShape[1]))")
         }
-        let bg = try bgModule(x, globalStep: globalStep, noise: noise)
-        let fg = try fgModule(x, globalStep: globalStep, noise: noise)
+        let bg = try Profiler.scope(bgModule) { try bgModule(x, globalStep: globalStep, noise: noise) }
+        let fg = try Profiler.scope(fgModule) { try fgModule(x, globalStep: globalStep, noise: noise) }
 
         // Fix-alpha warm-up: alpha held constant for the first steps (the reference skips step 0).
         var alpha = fg.alphaMap
