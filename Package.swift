@@ -27,7 +27,7 @@ let package = Package(
         .systemLibrary(name: "CPNG", path: "Sources/CPNG"),
 
         .target(name: "CKernels", dependencies: ["COpenBLAS"], path: "Sources/CKernels",
-                cSettings: kernelFlags, linkerSettings: [.linkedLibrary("m")]),
+                cSettings: kernelFlags, linkerSettings: [.linkedLibrary("m"), .linkedLibrary("gomp"), .linkedLibrary("dnnl")]),
         .target(name: "SpaceCore", dependencies: ["CKernels", "COpenBLAS"], path: "Sources/SpaceCore",
                 swiftSettings: [.unsafeFlags(["-enforce-exclusivity=unchecked"])]),
         .target(name: "SpaceModels", dependencies: ["SpaceCore"], path: "Sources/SpaceModels"),

@@ -2,40 +2,12 @@
 #include "ckernels.h"
 #include <math.h>
 #include <string.h>
+#include "sk_math.h"
 
 static inline float sk_sigmoidf(float x) {
     // Stable for both signs.
     if (x >= 0.0f) { float z = expf(-x); return 1.0f / (1.0f + z); }
     float z = expf(x); return z / (1.0f + z);
-}
-
-// exp(x) for float32 without libm calls, so loops over it vectorise (AVX2): Cody-Waite range
-// reduction x = n ln2 + r, a degree-6 polynomial for e^r on |r| <= ln2/2, and 2^n built in the
-// exponent bits. Within ~2 ulp of expf over [-87.3, 88.7]; saturates to 0 / +inf outside.
-static inline float sk_fast_expf(float x) {
-    float xc = x < -87.3f ? -87.3f : (x > 88.7f ? 88.7f : x);
-    float n = __builtin_floorf(xc * 1.44269504088896341f + 0.5f);
-    float r = xc - n * 0.693359375f + n * 2.12194440e-4f;
-    float p = 1.9875691500e-4f;
-    p = p * r + 1.3981999507e-3f;
-    p = p * r + 8.3334519073e-3f;
-    p = p * r + 4.1665795894e-2f;
-    p = p * r + 1.6666665459e-1f;
-    p = p * r + 5.0000001201e-1f;
-    p = p * r * r + r + 1.0f;
-    union { int32_t i; float f; } scale;
-    scale.i = ((int32_t)n + 127) << 23;
-    float y = p * scale.f;
-    y = x < -87.3f ? 0.0f : y;
-    return x > 88.7f ? __builtin_inff() : y;
-}
-
-// expm1(x) for x <= 0 (what CELU/ELU need): a Taylor polynomial near 0, where e^x - 1 would lose
-// relative precision, and e^x - 1 elsewhere. Absolute error below ~1e-7, relative below ~3e-7.
-static inline float sk_fast_expm1_nonpos(float x) {
-    float t = x * (1.0f + x * (0.5f + x * (1.0f / 6 + x * (1.0f / 24 + x * (1.0f / 120 + x * (1.0f / 720 + x * (1.0f / 5040)))))));
-    float e = sk_fast_expf(x) - 1.0f;
-    return x > -0.25f ? t : e;
 }
 
 static inline float unary_value(float x, int op, float p) {
@@ -93,13 +65,13 @@ void sk_naive_unary_forward(float *y, const float *x, int64_t n, int op, float p
     for (int64_t i = 0; i < n; i++) y[i] = unary_value(x[i], op, param);
 }
 
-void sk_unary_forward(float *y, const float *x, int64_t n, int op, float param) {
+SK_CLONES static void unary_forward_range(float *y, const float *x, int64_t n, int op, float param) {
     // Specialised loops for the ops on hot paths; the switch inside unary_value is hoisted otherwise.
     switch (op) {
     case SK_NEG: for (int64_t i = 0; i < n; i++) y[i] = -x[i]; return;
     case SK_SQUARE: for (int64_t i = 0; i < n; i++) y[i] = x[i] * x[i]; return;
     case SK_EXP: for (int64_t i = 0; i < n; i++) y[i] = expf(x[i]); return;
-    case SK_SIGMOID: for (int64_t i = 0; i < n; i++) y[i] = sk_sigmoidf(x[i]); return;
+    case SK_SIGMOID: for (int64_t i = 0; i < n; i++) y[i] = sk_fast_sigmoidf(x[i]); return;
     case SK_CELU: {
         const float inv = 1.0f / param;
         for (int64_t i = 0; i < n; i++) {
@@ -118,7 +90,7 @@ void sk_unary_forward(float *y, const float *x, int64_t n, int op, float param) 
     }
 }
 
-void sk_unary_backward(float *gx, const float *gy, const float *x, const float *y, int64_t n, int op, float param) {
+SK_CLONES static void unary_backward_range(float *gx, const float *gy, const float *x, const float *y, int64_t n, int op, float param) {
     switch (op) {
     case SK_NEG: for (int64_t i = 0; i < n; i++) gx[i] -= gy[i]; return;
     case SK_EXP: for (int64_t i = 0; i < n; i++) gx[i] += gy[i] * y[i]; return;
@@ -137,6 +109,33 @@ void sk_unary_backward(float *gx, const float *gy, const float *x, const float *
     default:
         for (int64_t i = 0; i < n; i++) gx[i] += gy[i] * unary_derivative(x ? x[i] : 0.0f, y ? y[i] : 0.0f, op, param);
     }
+}
+
+// Elementwise passes over large tensors run on the thread pool, in contiguous slices.
+typedef struct { float *out; const float *a, *b, *c; int64_t n; int op; float param; } ew_job;
+
+static void unary_forward_part(void *ctx, int part, int parts) {
+    const ew_job *j = ctx;
+    int64_t lo, hi;
+    sk_pool_slice(j->n, part, parts, &lo, &hi);
+    unary_forward_range(j->out + lo, j->a + lo, hi - lo, j->op, j->param);
+}
+
+void sk_unary_forward(float *y, const float *x, int64_t n, int op, float param) {
+    ew_job j = {y, x, NULL, NULL, n, op, param};
+    sk_pool_run(sk_pool_parts(n, n * 4), unary_forward_part, &j);
+}
+
+static void unary_backward_part(void *ctx, int part, int parts) {
+    const ew_job *j = ctx;
+    int64_t lo, hi;
+    sk_pool_slice(j->n, part, parts, &lo, &hi);
+    unary_backward_range(j->out + lo, j->a + lo, j->b ? j->b + lo : NULL, j->c ? j->c + lo : NULL, hi - lo, j->op, j->param);
+}
+
+void sk_unary_backward(float *gx, const float *gy, const float *x, const float *y, int64_t n, int op, float param) {
+    ew_job j = {gx, gy, x, y, n, op, param};
+    sk_pool_run(sk_pool_parts(n, n * 4), unary_backward_part, &j);
 }
 
 static inline float binary_value(float a, float b, int op) {

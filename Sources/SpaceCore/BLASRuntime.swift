@@ -1,3 +1,4 @@
+import CKernels
 import COpenBLAS
 import Foundation
 
@@ -34,5 +35,13 @@ public enum BLASRuntime {
         execv("/proc/self/exe", &cargs)
         // execv returned: keep running on the default kernels.
         for p in cargs { free(p) }
+    }
+}
+
+/// What the engine runs on, for benchmark and log headers.
+public enum EngineInfo {
+    /// e.g. "threads 2, OpenBLAS SkylakeX (1 thread)".
+    public static var summary: String {
+        "threads \(sk_pool_threads()), OpenBLAS \(BLASRuntime.coreName) (\(BLASRuntime.threads) threads)"
     }
 }

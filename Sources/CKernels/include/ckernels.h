@@ -25,5 +25,9 @@
 #include "sk_spatial.h"
 #include "sk_optim.h"
 #include "sk_composite.h"
+#include "sk_pool.h"
+#include "sk_dnn.h"
+#include "sk_isa.h"
+#include "sk_pointwise.h"
 
 #endif

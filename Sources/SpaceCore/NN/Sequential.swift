@@ -21,9 +21,12 @@ public final class Sequential: Module, UnaryLayer {
     public var count: Int { layers.count }
     public subscript(index: Int) -> Layer { layers[index] }
 
+    /// Runs the layers in order. On 4-D input, with fusion on (`ChainFusion`), convolutions and the
+    /// pointwise layers between them run fused on blocked feature maps (see ConvChain.swift).
     public func callAsFunction(_ x: Tensor) throws -> Tensor {
+        if x.rank == 4 && ChainFusion.active && layers.contains(where: { $0 is Conv2d }) { return try runFused(x) }
         var y = x
-        for layer in layers { y = try layer(y) }
+        for layer in layers { y = try Profiler.scope(layer) { try layer(y) } }
         return y
     }
 }

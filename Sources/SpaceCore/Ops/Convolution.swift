@@ -11,8 +11,29 @@ public func conv2d(_ x: Tensor, weight: Tensor, bias: Tensor?, stride: Int = 1, 
     try conv2d(x, weight: weight, bias: bias, stride: (stride, stride), padding: (padding, padding))
 }
 
+/// Which implementation `conv2d` runs on.
+public enum ConvolutionEngine: Sendable {
+    /// oneDNN's JIT kernels (direct or Winograd), the default.
+    case onednn
+    /// im2col + OpenBLAS sgemm (Sources/CKernels/conv.c): the engine before oneDNN, kept as the
+    /// fallback for descriptions oneDNN cannot run.
+    case im2col
+
+    /// The engine `conv2d` uses; a process-wide setting (tests and benchmarks switch it).
+    nonisolated(unsafe) public static var current: ConvolutionEngine = .onednn
+}
+
 /// conv2d with per-dimension stride (sh, sw) and padding (ph, pw).
 public func conv2d(_ x: Tensor, weight: Tensor, bias: Tensor?, stride: (Int, Int), padding: (Int, Int)) throws -> Tensor {
+    if ConvolutionEngine.current == .onednn, x.rank == 4,
+       let y = try conv2d(FeatureMap(nchw: x), weight: weight, bias: bias, stride: stride, padding: padding, outFormat: .nchw) {
+        return y.tensor
+    }
+    return try conv2dIm2col(x, weight: weight, bias: bias, stride: stride, padding: padding)
+}
+
+/// conv2d on the im2col + sgemm kernels of Sources/CKernels/conv.c.
+public func conv2dIm2col(_ x: Tensor, weight: Tensor, bias: Tensor?, stride: (Int, Int), padding: (Int, Int)) throws -> Tensor {
     let (sh, sw) = stride, (ph, pw) = padding
     func describe() -> String {
         "input \(shapeString(x.shape)), weight \(shapeString(weight.shape))"
@@ -56,6 +77,9 @@ public func conv2d(_ x: Tensor, weight: Tensor, bias: Tensor?, stride: (Int, Int
         throw SpaceError.shape(op: "conv2d", message: "kernel rejected sizes (status \(status)): \(describe())")
     }
     let inputs = bias.map { [x, weight, $0] } ?? [x, weight]
+    let flops = 2.0 * Double(n * o * c * kh * kw * ho * wo)
+    Profiler.describe("\(n)x\(c)x\(h)x\(w) -> \(o) k\(kh)x\(kw) s\(sh) p\(ph) [im2col]", flops: flops,
+                      backwardFlops: flops * Double((x.requiresGrad ? 1 : 0) + (weight.requiresGrad ? 1 : 0)))
     return Tensor.result([n, o, ho, wo], out, name: "conv2d", inputs: inputs) { g in
         let gx = x.requiresGrad ? Storage(count: x.count, repeating: 0) : nil
         let gw = weight.requiresGrad ? Storage(count: weight.count, repeating: 0) : nil

@@ -272,7 +272,21 @@ public final class SpaceGlimpseDecoder: Module, GlimpseDecoder {
     }
 
     public func callAsFunction(_ zWhat: Tensor) throws -> (Tensor, Tensor) {
-        let h = try dec(zWhat.reshape([zWhat.shape[0], -1, 1, 1]))
+        let z = try zWhat.reshape([zWhat.shape[0], -1, 1, 1])
+        if ChainFusion.active, decO.stride == decAlpha.stride, decO.padding == decAlpha.padding,
+           decO.kernelSize == decAlpha.kernelSize, (decO.bias == nil) == (decAlpha.bias == nil) {
+            // The two heads read the same features: one convolution with both heads' filters, fused with
+            // the decoder's last CELU + GroupNorm, so that 16 x 32 x 32 map per glimpse is never stored.
+            let weight = try Tensor.cat([decO.weight, decAlpha.weight], dim: 0)
+            let bias = try decO.bias.map { try Tensor.cat([$0, decAlpha.bias!], dim: 0) }
+            let head = ConvolutionSpec(weight: weight, bias: bias, stride: (decO.stride, decO.stride),
+                                       padding: (decO.padding, decO.padding), module: self)
+            let out = try dec.features(FeatureMap(nchw: z), head: head).nchw()
+            let o = decO.outputChannels
+            return (try out.narrow(dim: 1, start: 0, length: o).sigmoid(),
+                    try out.narrow(dim: 1, start: o, length: decAlpha.outputChannels).sigmoid())
+        }
+        let h = try dec(z)
         return (try decO(h).sigmoid(), try decAlpha(h).sigmoid())
     }
 }

@@ -1,0 +1,487 @@
+// Convolutions on oneDNN (see sk_dnn.h).
+//
+// Each cached convolution holds its primitives (made on first use of each pass), described with
+// format "any" so that oneDNN picks the layouts its fastest implementation wants, and, for every
+// tensor whose format differs from the one picked, a "bridge": a buffer in the primitive's format and
+// the reorder into or out of it. The engine keeps activations in the formats the primitives pick
+// (channel blocks of 16), so their bridges are usually empty; weights always cross one (PyTorch's
+// OIHW to oneDNN's blocked weight formats), a fraction of a millisecond per call.
+#include "ckernels.h"
+#include <oneapi/dnnl/dnnl.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+static dnnl_engine_t engine;
+static _Thread_local dnnl_stream_t stream;  // one in-order stream per calling thread
+static pthread_once_t engine_once = PTHREAD_ONCE_INIT;
+static dnnl_status_t engine_status = dnnl_success;
+static _Thread_local char last_error[320];
+
+const char *sk_dnn_last_error(void) { return last_error; }
+
+static const char *status_text(dnnl_status_t s) {
+    switch (s) {
+    case dnnl_success: return "success";
+    case dnnl_out_of_memory: return "out of memory";
+    case dnnl_invalid_arguments: return "invalid arguments";
+    case dnnl_unimplemented: return "no implementation for this description";
+    case dnnl_iterator_ends: return "iterator ends";
+    case dnnl_runtime_error: return "runtime error";
+    case dnnl_not_required: return "not required";
+    default: return "unknown error";
+    }
+}
+
+static int fail(const char *what, dnnl_status_t s) {
+    snprintf(last_error, sizeof last_error, "oneDNN %s: %s", what, status_text(s));
+    return SK_ERR_DNN;
+}
+
+#define TRY(call, what) do { dnnl_status_t s_ = (call); if (s_ != dnnl_success) return fail(what, s_); } while (0)
+
+static void make_engine(void) { engine_status = dnnl_engine_create(&engine, dnnl_cpu, 0); }
+
+static int ensure_engine(void) {
+    pthread_once(&engine_once, make_engine);
+    if (engine_status != dnnl_success) return fail("engine", engine_status);
+    if (!stream) TRY(dnnl_stream_create(&stream, engine, dnnl_stream_default_flags), "stream");
+    return SK_OK;
+}
+
+const char *sk_dnn_version(void) {
+    static char text[160];
+    const dnnl_version_t *v = dnnl_version();
+    const char *rt = v->cpu_runtime == DNNL_RUNTIME_OMP ? "OpenMP" : v->cpu_runtime == DNNL_RUNTIME_TBB ? "TBB"
+                   : v->cpu_runtime == DNNL_RUNTIME_SEQ ? "sequential" : "threadpool";
+    snprintf(text, sizeof text, "oneDNN %d.%d.%d (%s)", v->major, v->minor, v->patch, rt);
+    return text;
+}
+
+static dnnl_format_tag_t tag_of(int format) {
+    switch (format) {
+    case SK_FMT_NCHW: return dnnl_nchw;
+    case SK_FMT_NHWC: return dnnl_nhwc;
+    case SK_FMT_BLOCK16: return dnnl_nChw16c;
+    default: return dnnl_format_tag_undef;
+    }
+}
+
+// ------------------------------------------------------------------------------------------------
+// Bridges between a user buffer (our format) and a primitive's memory (its format).
+
+typedef struct {
+    dnnl_memory_t user;        // our format; its handle is set at each call
+    dnnl_memory_t prim;        // the primitive's format: `user` itself when the formats agree
+    dnnl_primitive_t reorder;  // user -> prim for inputs, prim -> user for outputs; NULL when they agree
+    int owned_prim;
+} bridge;
+
+static int bridge_make(bridge *b, const dnnl_memory_desc_t *user_md, const dnnl_memory_desc_t *prim_md, int input) {
+    memset(b, 0, sizeof *b);
+    TRY(dnnl_memory_create(&b->user, user_md, engine, DNNL_MEMORY_NONE), "memory");
+    if (dnnl_memory_desc_equal(user_md, prim_md)) { b->prim = b->user; return SK_OK; }
+    TRY(dnnl_memory_create(&b->prim, prim_md, engine, DNNL_MEMORY_ALLOCATE), "memory");
+    b->owned_prim = 1;
+    dnnl_primitive_desc_t pd;
+    if (input) TRY(dnnl_reorder_primitive_desc_create(&pd, user_md, engine, prim_md, engine, NULL), "reorder");
+    else TRY(dnnl_reorder_primitive_desc_create(&pd, prim_md, engine, user_md, engine, NULL), "reorder");
+    dnnl_status_t s = dnnl_primitive_create(&b->reorder, pd);
+    dnnl_primitive_desc_destroy(pd);
+    TRY(s, "reorder");
+    return SK_OK;
+}
+
+// Points the bridge at `data` and, for an input, moves it into the primitive's format.
+static int bridge_in(bridge *b, const void *data) {
+    TRY(dnnl_memory_set_data_handle(b->user, (void *)data), "memory");
+    if (!b->reorder) return SK_OK;
+    dnnl_exec_arg_t args[2] = {{DNNL_ARG_FROM, b->user}, {DNNL_ARG_TO, b->prim}};
+    TRY(dnnl_primitive_execute(b->reorder, stream, 2, args), "reorder");
+    return SK_OK;
+}
+
+// After a primitive wrote the bridge's memory: moves it into the user buffer.
+static int bridge_out(bridge *b) {
+    if (!b->reorder) return SK_OK;
+    dnnl_exec_arg_t args[2] = {{DNNL_ARG_FROM, b->prim}, {DNNL_ARG_TO, b->user}};
+    TRY(dnnl_primitive_execute(b->reorder, stream, 2, args), "reorder");
+    return SK_OK;
+}
+
+static void bridge_free(bridge *b) {
+    if (b->reorder) dnnl_primitive_destroy(b->reorder);
+    if (b->owned_prim) dnnl_memory_destroy(b->prim);
+    if (b->user) dnnl_memory_destroy(b->user);
+    memset(b, 0, sizeof *b);
+}
+
+// ------------------------------------------------------------------------------------------------
+// Cached convolutions.
+
+typedef struct {
+    int64_t N, C, H, W, O, kh, kw, sh, sw, ph, pw;
+    int src_format, dst_format, has_bias, algorithm;
+} conv_key;
+
+struct sk_dnn_conv {
+    conv_key key;
+    int alg;                          // the algorithm chosen: SK_DNN_DIRECT or SK_DNN_WINOGRAD
+    pthread_mutex_t lock;             // the bridges' handles are set per call
+    dnnl_memory_desc_t src_md, dst_md, wei_md, bias_md;  // user formats
+    dnnl_memory_desc_t any_src, any_dst;                 // the primitives pick their activation formats
+    dnnl_convolution_desc_t fwd_desc;
+    dnnl_primitive_desc_t fwd_pd;
+    dnnl_primitive_t fwd, bwd_data, bwd_weights;
+    bridge f_src, f_wei, f_bias, f_dst;           // forward
+    bridge d_dsrc, d_wei, d_ddst;                 // backward data
+    bridge w_src, w_ddst, w_dwei, w_dbias;        // backward weights
+    float *gw_tmp, *gb_tmp;                       // weight and bias gradients in OIHW / (O), before adding
+    char impl[3][64];
+};
+
+static struct {
+    pthread_mutex_t lock;
+    sk_dnn_conv **items;
+    int count, capacity;
+} cache = {PTHREAD_MUTEX_INITIALIZER, NULL, 0, 0};
+
+static int key_equal(const conv_key *a, const conv_key *b) { return memcmp(a, b, sizeof *a) == 0; }
+
+static void record_impl(sk_dnn_conv *c, int pass, const_dnnl_primitive_desc_t pd) {
+    const char *s = NULL;
+    if (dnnl_primitive_desc_query(pd, dnnl_query_impl_info_str, 0, &s) == dnnl_success && s)
+        snprintf(c->impl[pass], sizeof c->impl[pass], "%s", s);
+}
+
+static int make_forward(sk_dnn_conv *c, dnnl_alg_kind_t alg) {
+    const conv_key *k = &c->key;
+    int64_t ho = (k->H + 2 * k->ph - k->kh) / k->sh + 1, wo = (k->W + 2 * k->pw - k->kw) / k->sw + 1;
+    dnnl_dims_t strides = {k->sh, k->sw}, pl = {k->ph, k->pw};
+    dnnl_dims_t pr = {(ho - 1) * k->sh + k->kh - k->H - k->ph, (wo - 1) * k->sw + k->kw - k->W - k->pw};
+    dnnl_memory_desc_t any_w, any_b;
+    dnnl_dims_t wd = {k->O, k->C, k->kh, k->kw}, bd = {k->O};
+    TRY(dnnl_memory_desc_init_by_tag(&any_w, 4, wd, dnnl_f32, dnnl_format_tag_any), "weights");
+    TRY(dnnl_memory_desc_init_by_tag(&any_b, 1, bd, dnnl_f32, dnnl_format_tag_any), "bias");
+    TRY(dnnl_convolution_forward_desc_init(&c->fwd_desc, dnnl_forward_training, alg, &c->any_src, &any_w,
+                                           k->has_bias ? &any_b : NULL, &c->any_dst, strides, pl, pr), "convolution");
+    TRY(dnnl_primitive_desc_create(&c->fwd_pd, &c->fwd_desc, NULL, engine, NULL), "convolution");
+    return SK_OK;
+}
+
+static sk_dnn_conv *conv_create(const conv_key *k, int *status) {
+    sk_dnn_conv *c = calloc(1, sizeof *c);
+    if (!c) { *status = fail("convolution", dnnl_out_of_memory); return NULL; }
+    c->key = *k;
+    pthread_mutex_init(&c->lock, NULL);
+    int64_t ho = (k->H + 2 * k->ph - k->kh) / k->sh + 1, wo = (k->W + 2 * k->pw - k->kw) / k->sw + 1;
+    dnnl_dims_t sd = {k->N, k->C, k->H, k->W}, dd = {k->N, k->O, ho, wo}, wd = {k->O, k->C, k->kh, k->kw}, bd = {k->O};
+    int st = SK_OK;
+    if (dnnl_memory_desc_init_by_tag(&c->src_md, 4, sd, dnnl_f32, tag_of(k->src_format)) != dnnl_success
+        || dnnl_memory_desc_init_by_tag(&c->dst_md, 4, dd, dnnl_f32, tag_of(k->dst_format)) != dnnl_success
+        || dnnl_memory_desc_init_by_tag(&c->wei_md, 4, wd, dnnl_f32, dnnl_oihw) != dnnl_success
+        || dnnl_memory_desc_init_by_tag(&c->bias_md, 1, bd, dnnl_f32, dnnl_a) != dnnl_success
+        || dnnl_memory_desc_init_by_tag(&c->any_src, 4, sd, dnnl_f32, dnnl_format_tag_any) != dnnl_success
+        || dnnl_memory_desc_init_by_tag(&c->any_dst, 4, dd, dnnl_f32, dnnl_format_tag_any) != dnnl_success) {
+        *status = fail("memory descriptor", dnnl_invalid_arguments);
+        free(c);
+        return NULL;
+    }
+    int wino = k->algorithm == SK_DNN_WINOGRAD
+            || (k->algorithm == SK_DNN_AUTO && k->kh == 3 && k->kw == 3 && k->sh == 1 && k->sw == 1
+                && k->src_format == SK_FMT_BLOCK16 && k->dst_format == SK_FMT_BLOCK16
+                && k->C >= 16 && k->O >= 16 && ho * wo >= 16 && k->N * ho * wo >= 8192);
+    st = wino ? make_forward(c, dnnl_convolution_winograd) : !SK_OK;
+    if (st == SK_OK) c->alg = SK_DNN_WINOGRAD;
+    else if (k->algorithm == SK_DNN_WINOGRAD) { *status = st; free(c); return NULL; }
+    else {
+        st = make_forward(c, dnnl_convolution_direct);
+        c->alg = SK_DNN_DIRECT;
+    }
+    if (st != SK_OK) { *status = st; free(c); return NULL; }
+    *status = SK_OK;
+    return c;
+}
+
+sk_dnn_conv *sk_dnn_conv_get(int64_t N, int64_t C, int64_t H, int64_t W, int64_t O, int64_t kh, int64_t kw,
+                             int64_t sh, int64_t sw, int64_t ph, int64_t pw,
+                             int src_format, int dst_format, int has_bias, int algorithm, int *status) {
+    int dummy;
+    if (!status) status = &dummy;
+    if (sh < 1 || sw < 1 || ph < 0 || pw < 0) { *status = SK_ERR_ARG; return NULL; }
+    if (N < 1 || C < 1 || H < 1 || W < 1 || O < 1 || kh < 1 || kw < 1 || H + 2 * ph < kh || W + 2 * pw < kw) {
+        *status = SK_ERR_SHAPE;
+        return NULL;
+    }
+    if (tag_of(src_format) == dnnl_format_tag_undef || tag_of(dst_format) == dnnl_format_tag_undef
+        || (src_format == SK_FMT_BLOCK16 && C % 16 != 0) || (dst_format == SK_FMT_BLOCK16 && O % 16 != 0)
+        || algorithm < SK_DNN_AUTO || algorithm > SK_DNN_WINOGRAD) {
+        *status = SK_ERR_ARG;
+        return NULL;
+    }
+    if ((*status = ensure_engine()) != SK_OK) return NULL;
+    conv_key k;
+    memset(&k, 0, sizeof k);
+    k.N = N; k.C = C; k.H = H; k.W = W; k.O = O; k.kh = kh; k.kw = kw; k.sh = sh; k.sw = sw; k.ph = ph; k.pw = pw;
+    k.src_format = src_format; k.dst_format = dst_format; k.has_bias = has_bias ? 1 : 0; k.algorithm = algorithm;
+    pthread_mutex_lock(&cache.lock);
+    for (int i = 0; i < cache.count; i++)
+        if (key_equal(&cache.items[i]->key, &k)) {
+            sk_dnn_conv *hit = cache.items[i];
+            pthread_mutex_unlock(&cache.lock);
+            *status = SK_OK;
+            return hit;
+        }
+    sk_dnn_conv *c = conv_create(&k, status);
+    if (c) {
+        if (cache.count == cache.capacity) {
+            int cap = cache.capacity ? 2 * cache.capacity : 64;
+            sk_dnn_conv **items = realloc(cache.items, sizeof *items * (size_t)cap);
+            if (!items) { pthread_mutex_unlock(&cache.lock); *status = fail("cache", dnnl_out_of_memory); return NULL; }
+            cache.items = items; cache.capacity = cap;
+        }
+        cache.items[cache.count++] = c;
+    }
+    pthread_mutex_unlock(&cache.lock);
+    return c;
+}
+
+int sk_dnn_conv_algorithm(const sk_dnn_conv *conv) { return conv->alg; }
+const char *sk_dnn_conv_impl(const sk_dnn_conv *conv, int pass) { return pass >= 0 && pass < 3 ? conv->impl[pass] : ""; }
+
+static const dnnl_memory_desc_t *pd_md(const_dnnl_primitive_desc_t pd, dnnl_query_t what, int index) {
+    return dnnl_primitive_desc_query_md(pd, what, index);
+}
+
+static int prepare_forward(sk_dnn_conv *c) {
+    if (c->fwd) return SK_OK;
+    const_dnnl_primitive_desc_t pd = c->fwd_pd;
+    int st;
+    if ((st = bridge_make(&c->f_src, &c->src_md, pd_md(pd, dnnl_query_src_md, 0), 1)) != SK_OK) return st;
+    if ((st = bridge_make(&c->f_wei, &c->wei_md, pd_md(pd, dnnl_query_weights_md, 0), 1)) != SK_OK) return st;
+    if (c->key.has_bias && (st = bridge_make(&c->f_bias, &c->bias_md, pd_md(pd, dnnl_query_weights_md, 1), 1)) != SK_OK) return st;
+    if ((st = bridge_make(&c->f_dst, &c->dst_md, pd_md(pd, dnnl_query_dst_md, 0), 0)) != SK_OK) return st;
+    TRY(dnnl_primitive_create(&c->fwd, pd), "convolution forward");
+    record_impl(c, 0, pd);
+    return SK_OK;
+}
+
+int sk_dnn_conv_forward(sk_dnn_conv *c, float *y, const float *x, const float *w, const float *b) {
+    if (c->key.has_bias && !b) return SK_ERR_ARG;
+    int st = ensure_engine();
+    if (st != SK_OK) return st;
+    pthread_mutex_lock(&c->lock);
+    st = prepare_forward(c);
+    if (st == SK_OK) st = bridge_in(&c->f_src, x);
+    if (st == SK_OK) st = bridge_in(&c->f_wei, w);
+    if (st == SK_OK && c->key.has_bias) st = bridge_in(&c->f_bias, b);
+    if (st == SK_OK) {
+        dnnl_memory_set_data_handle(c->f_dst.user, y);
+        dnnl_exec_arg_t args[4] = {{DNNL_ARG_SRC, c->f_src.prim}, {DNNL_ARG_WEIGHTS, c->f_wei.prim},
+                                   {DNNL_ARG_DST, c->f_dst.prim}, {DNNL_ARG_BIAS, c->key.has_bias ? c->f_bias.prim : NULL}};
+        dnnl_status_t s = dnnl_primitive_execute(c->fwd, stream, c->key.has_bias ? 4 : 3, args);
+        st = s == dnnl_success ? bridge_out(&c->f_dst) : fail("convolution forward", s);
+        if (st == SK_OK) { s = dnnl_stream_wait(stream); if (s != dnnl_success) st = fail("stream", s); }
+    }
+    pthread_mutex_unlock(&c->lock);
+    return st;
+}
+
+static void conv_geometry(const conv_key *k, dnnl_dims_t strides, dnnl_dims_t pl, dnnl_dims_t pr) {
+    int64_t ho = (k->H + 2 * k->ph - k->kh) / k->sh + 1, wo = (k->W + 2 * k->pw - k->kw) / k->sw + 1;
+    strides[0] = k->sh; strides[1] = k->sw; pl[0] = k->ph; pl[1] = k->pw;
+    pr[0] = (ho - 1) * k->sh + k->kh - k->H - k->ph;
+    pr[1] = (wo - 1) * k->sw + k->kw - k->W - k->pw;
+}
+
+static int prepare_backward_data(sk_dnn_conv *c) {
+    if (c->bwd_data) return SK_OK;
+    dnnl_dims_t strides, pl, pr;
+    conv_geometry(&c->key, strides, pl, pr);
+    dnnl_memory_desc_t any_w;
+    dnnl_dims_t wd = {c->key.O, c->key.C, c->key.kh, c->key.kw};
+    TRY(dnnl_memory_desc_init_by_tag(&any_w, 4, wd, dnnl_f32, dnnl_format_tag_any), "weights");
+    dnnl_convolution_desc_t d;
+    dnnl_alg_kind_t alg = c->alg == SK_DNN_WINOGRAD ? dnnl_convolution_winograd : dnnl_convolution_direct;
+    TRY(dnnl_convolution_backward_data_desc_init(&d, alg, &c->any_src, &any_w, &c->any_dst, strides, pl, pr), "convolution backward data");
+    dnnl_primitive_desc_t pd;
+    TRY(dnnl_primitive_desc_create(&pd, &d, NULL, engine, c->fwd_pd), "convolution backward data");
+    int st;
+    if ((st = bridge_make(&c->d_dsrc, &c->src_md, pd_md(pd, dnnl_query_diff_src_md, 0), 0)) != SK_OK
+        || (st = bridge_make(&c->d_wei, &c->wei_md, pd_md(pd, dnnl_query_weights_md, 0), 1)) != SK_OK
+        || (st = bridge_make(&c->d_ddst, &c->dst_md, pd_md(pd, dnnl_query_diff_dst_md, 0), 1)) != SK_OK) {
+        dnnl_primitive_desc_destroy(pd);
+        return st;
+    }
+    dnnl_status_t s = dnnl_primitive_create(&c->bwd_data, pd);
+    record_impl(c, 1, pd);
+    dnnl_primitive_desc_destroy(pd);
+    TRY(s, "convolution backward data");
+    return SK_OK;
+}
+
+int sk_dnn_conv_backward_data(sk_dnn_conv *c, float *gx, const float *gy, const float *w) {
+    int st = ensure_engine();
+    if (st != SK_OK) return st;
+    pthread_mutex_lock(&c->lock);
+    st = prepare_forward(c);
+    if (st == SK_OK) st = prepare_backward_data(c);
+    if (st == SK_OK) st = bridge_in(&c->d_ddst, gy);
+    if (st == SK_OK) st = bridge_in(&c->d_wei, w);
+    if (st == SK_OK) {
+        dnnl_memory_set_data_handle(c->d_dsrc.user, gx);
+        dnnl_exec_arg_t args[3] = {{DNNL_ARG_DIFF_DST, c->d_ddst.prim}, {DNNL_ARG_WEIGHTS, c->d_wei.prim},
+                                   {DNNL_ARG_DIFF_SRC, c->d_dsrc.prim}};
+        dnnl_status_t s = dnnl_primitive_execute(c->bwd_data, stream, 3, args);
+        st = s == dnnl_success ? bridge_out(&c->d_dsrc) : fail("convolution backward data", s);
+        if (st == SK_OK) { s = dnnl_stream_wait(stream); if (s != dnnl_success) st = fail("stream", s); }
+    }
+    pthread_mutex_unlock(&c->lock);
+    return st;
+}
+
+static int prepare_backward_weights(sk_dnn_conv *c) {
+    if (c->bwd_weights) return SK_OK;
+    const conv_key *k = &c->key;
+    dnnl_dims_t strides, pl, pr;
+    conv_geometry(k, strides, pl, pr);
+    dnnl_memory_desc_t any_w, any_b;
+    dnnl_dims_t wd = {k->O, k->C, k->kh, k->kw}, bd = {k->O};
+    TRY(dnnl_memory_desc_init_by_tag(&any_w, 4, wd, dnnl_f32, dnnl_format_tag_any), "weights");
+    TRY(dnnl_memory_desc_init_by_tag(&any_b, 1, bd, dnnl_f32, dnnl_format_tag_any), "bias");
+    dnnl_convolution_desc_t d;
+    dnnl_alg_kind_t alg = c->alg == SK_DNN_WINOGRAD ? dnnl_convolution_winograd : dnnl_convolution_direct;
+    TRY(dnnl_convolution_backward_weights_desc_init(&d, alg, &c->any_src, &any_w, k->has_bias ? &any_b : NULL,
+                                                    &c->any_dst, strides, pl, pr), "convolution backward weights");
+    dnnl_primitive_desc_t pd;
+    TRY(dnnl_primitive_desc_create(&pd, &d, NULL, engine, c->fwd_pd), "convolution backward weights");
+    int st;
+    if ((st = bridge_make(&c->w_src, &c->src_md, pd_md(pd, dnnl_query_src_md, 0), 1)) != SK_OK
+        || (st = bridge_make(&c->w_ddst, &c->dst_md, pd_md(pd, dnnl_query_diff_dst_md, 0), 1)) != SK_OK
+        || (st = bridge_make(&c->w_dwei, &c->wei_md, pd_md(pd, dnnl_query_diff_weights_md, 0), 0)) != SK_OK
+        || (k->has_bias && (st = bridge_make(&c->w_dbias, &c->bias_md, pd_md(pd, dnnl_query_diff_weights_md, 1), 0)) != SK_OK)) {
+        dnnl_primitive_desc_destroy(pd);
+        return st;
+    }
+    c->gw_tmp = malloc(sizeof(float) * (size_t)(k->O * k->C * k->kh * k->kw));
+    c->gb_tmp = malloc(sizeof(float) * (size_t)k->O);
+    if (!c->gw_tmp || !c->gb_tmp) { dnnl_primitive_desc_destroy(pd); return fail("convolution backward weights", dnnl_out_of_memory); }
+    dnnl_status_t s = dnnl_primitive_create(&c->bwd_weights, pd);
+    record_impl(c, 2, pd);
+    dnnl_primitive_desc_destroy(pd);
+    TRY(s, "convolution backward weights");
+    return SK_OK;
+}
+
+int sk_dnn_conv_backward_weights(sk_dnn_conv *c, float *gw, float *gb, const float *gy, const float *x) {
+    if (!gw && !gb) return SK_OK;
+    int st = ensure_engine();
+    if (st != SK_OK) return st;
+    pthread_mutex_lock(&c->lock);
+    st = prepare_forward(c);
+    if (st == SK_OK) st = prepare_backward_weights(c);
+    if (st == SK_OK) st = bridge_in(&c->w_src, x);
+    if (st == SK_OK) st = bridge_in(&c->w_ddst, gy);
+    if (st == SK_OK) {
+        const conv_key *k = &c->key;
+        dnnl_memory_set_data_handle(c->w_dwei.user, c->gw_tmp);
+        if (k->has_bias) dnnl_memory_set_data_handle(c->w_dbias.user, c->gb_tmp);
+        dnnl_exec_arg_t args[4] = {{DNNL_ARG_SRC, c->w_src.prim}, {DNNL_ARG_DIFF_DST, c->w_ddst.prim},
+                                   {DNNL_ARG_DIFF_WEIGHTS, c->w_dwei.prim},
+                                   {DNNL_ARG_DIFF_BIAS, k->has_bias ? c->w_dbias.prim : NULL}};
+        dnnl_status_t s = dnnl_primitive_execute(c->bwd_weights, stream, k->has_bias ? 4 : 3, args);
+        st = s == dnnl_success ? bridge_out(&c->w_dwei) : fail("convolution backward weights", s);
+        if (st == SK_OK && k->has_bias) st = bridge_out(&c->w_dbias);
+        if (st == SK_OK) { s = dnnl_stream_wait(stream); if (s != dnnl_success) st = fail("stream", s); }
+        if (st == SK_OK) {
+            int64_t nw = k->O * k->C * k->kh * k->kw;
+            if (gw) for (int64_t i = 0; i < nw; i++) gw[i] += c->gw_tmp[i];
+            if (gb && k->has_bias) for (int64_t i = 0; i < k->O; i++) gb[i] += c->gb_tmp[i];
+        }
+    }
+    pthread_mutex_unlock(&c->lock);
+    return st;
+}
+
+// ------------------------------------------------------------------------------------------------
+
+// Cached activation reorders, one per (sizes, formats).
+typedef struct {
+    int64_t N, C, H, W;
+    int src_format, dst_format;
+    pthread_mutex_t lock;
+    dnnl_memory_t src, dst;
+    dnnl_primitive_t reorder;
+} reorder_entry;
+
+static struct {
+    pthread_mutex_t lock;
+    reorder_entry **items;
+    int count, capacity;
+} reorders = {PTHREAD_MUTEX_INITIALIZER, NULL, 0, 0};
+
+static reorder_entry *reorder_get(int64_t N, int64_t C, int64_t H, int64_t W, int src_format, int dst_format, int *status) {
+    pthread_mutex_lock(&reorders.lock);
+    for (int i = 0; i < reorders.count; i++) {
+        reorder_entry *e = reorders.items[i];
+        if (e->N == N && e->C == C && e->H == H && e->W == W && e->src_format == src_format && e->dst_format == dst_format) {
+            pthread_mutex_unlock(&reorders.lock);
+            return e;
+        }
+    }
+    reorder_entry *e = calloc(1, sizeof *e);
+    dnnl_dims_t d = {N, C, H, W};
+    dnnl_memory_desc_t smd, dmd;
+    dnnl_primitive_desc_t pd = NULL;
+    dnnl_status_t s = e ? dnnl_success : dnnl_out_of_memory;
+    if (s == dnnl_success) s = dnnl_memory_desc_init_by_tag(&smd, 4, d, dnnl_f32, tag_of(src_format));
+    if (s == dnnl_success) s = dnnl_memory_desc_init_by_tag(&dmd, 4, d, dnnl_f32, tag_of(dst_format));
+    if (s == dnnl_success) s = dnnl_memory_create(&e->src, &smd, engine, DNNL_MEMORY_NONE);
+    if (s == dnnl_success) s = dnnl_memory_create(&e->dst, &dmd, engine, DNNL_MEMORY_NONE);
+    if (s == dnnl_success) s = dnnl_reorder_primitive_desc_create(&pd, &smd, engine, &dmd, engine, NULL);
+    if (s == dnnl_success) s = dnnl_primitive_create(&e->reorder, pd);
+    if (pd) dnnl_primitive_desc_destroy(pd);
+    if (s == dnnl_success && reorders.count == reorders.capacity) {
+        int cap = reorders.capacity ? 2 * reorders.capacity : 64;
+        reorder_entry **items = realloc(reorders.items, sizeof *items * (size_t)cap);
+        if (items) { reorders.items = items; reorders.capacity = cap; } else s = dnnl_out_of_memory;
+    }
+    if (s != dnnl_success) {
+        if (e) {
+            if (e->reorder) dnnl_primitive_destroy(e->reorder);
+            if (e->src) dnnl_memory_destroy(e->src);
+            if (e->dst) dnnl_memory_destroy(e->dst);
+            free(e);
+        }
+        pthread_mutex_unlock(&reorders.lock);
+        *status = fail("reorder", s);
+        return NULL;
+    }
+    e->N = N; e->C = C; e->H = H; e->W = W; e->src_format = src_format; e->dst_format = dst_format;
+    pthread_mutex_init(&e->lock, NULL);
+    reorders.items[reorders.count++] = e;
+    pthread_mutex_unlock(&reorders.lock);
+    return e;
+}
+
+int sk_dnn_reorder(float *dst, int dst_format, const float *src, int src_format,
+                   int64_t N, int64_t C, int64_t H, int64_t W) {
+    if (tag_of(src_format) == dnnl_format_tag_undef || tag_of(dst_format) == dnnl_format_tag_undef) return SK_ERR_ARG;
+    if (N < 0 || C < 1 || H < 1 || W < 1) return SK_ERR_SHAPE;
+    if (((src_format == SK_FMT_BLOCK16) || (dst_format == SK_FMT_BLOCK16)) && C % 16 != 0) return SK_ERR_ARG;
+    if (N == 0) return SK_OK;
+    if (src_format == dst_format) { memcpy(dst, src, sizeof(float) * (size_t)(N * C * H * W)); return SK_OK; }
+    int st = ensure_engine();
+    if (st != SK_OK) return st;
+    reorder_entry *e = reorder_get(N, C, H, W, src_format, dst_format, &st);
+    if (!e) return st;
+    pthread_mutex_lock(&e->lock);
+    dnnl_memory_set_data_handle(e->src, (void *)src);
+    dnnl_memory_set_data_handle(e->dst, dst);
+    dnnl_exec_arg_t args[2] = {{DNNL_ARG_FROM, e->src}, {DNNL_ARG_TO, e->dst}};
+    dnnl_status_t s = dnnl_primitive_execute(e->reorder, stream, 2, args);
+    if (s == dnnl_success) s = dnnl_stream_wait(stream);
+    pthread_mutex_unlock(&e->lock);
+    return s == dnnl_success ? SK_OK : fail("reorder", s);
+}

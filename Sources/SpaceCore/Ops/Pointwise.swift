@@ -1,0 +1,241 @@
+import CKernels
+
+// The pointwise stage between convolutions, fused (Sources/CKernels/pointwise.c): pixel shuffle,
+// activation and normalisation in one pass over blocked feature maps, and the same stage fused with
+// the convolution that follows it, so that the stage's output never has to be kept for backward.
+
+/// An activation the fused stage runs.
+public enum StageActivation: Equatable, Sendable {
+    /// CELU: x > 0 ? x : alpha (e^(x/alpha) - 1).
+    case celu(alpha: Float)
+    /// ELU: x > 0 ? x : alpha (e^x - 1).
+    case elu(alpha: Float)
+}
+
+/// A normalisation the fused stage runs, with the layer that owns its parameters and statistics.
+public enum StageNorm {
+    case group(GroupNorm)
+    case batch(BatchNorm2d)
+
+    var weight: Tensor? { switch self { case .group(let g): return g.weight; case .batch(let b): return b.weight } }
+    var bias: Tensor? { switch self { case .group(let g): return g.bias; case .batch(let b): return b.bias } }
+    var channels: Int { switch self { case .group(let g): return g.channels; case .batch(let b): return b.channels } }
+}
+
+/// What runs between two convolutions: y = norm(act(shuffle(z))) or act(norm(shuffle(z))), each part
+/// optional. The shuffle is PyTorch's pixel shuffle by `shuffle`; the convolution producing z must
+/// then have its output channels permuted by `shuffledChannelOrder` (see `conv2d(... shuffle:)`).
+public struct PointwiseStage {
+    public var shuffle: Int
+    public var activation: StageActivation?
+    public var norm: StageNorm?
+    public var activationFirst: Bool
+
+    public init(shuffle: Int = 1, activation: StageActivation? = nil, norm: StageNorm? = nil, activationFirst: Bool = true) {
+        self.shuffle = shuffle; self.activation = activation; self.norm = norm; self.activationFirst = activationFirst
+    }
+
+    /// The parameters the stage trains (the norm's affine weight and bias, where present).
+    var parameters: [Tensor] { [norm?.weight, norm?.bias].compactMap { $0 } }
+
+    var summary: String {
+        var parts: [String] = []
+        if shuffle > 1 { parts.append("shuffle\(shuffle)") }
+        let act: String? = activation.map { if case .celu = $0 { return "celu" } else { return "elu" } }
+        let nrm: String? = norm.map { if case .group(let g) = $0 { return "gn\(g.groups)" } else { return "bn" } }
+        if activationFirst { parts += [act, nrm].compactMap { $0 } } else { parts += [nrm, act].compactMap { $0 } }
+        return parts.joined(separator: "+")
+    }
+
+    /// The kernel description for input z (blocked, C * r * r channels, H x W).
+    func descriptor(_ z: FeatureMap) throws -> sk_pw_desc {
+        let r = shuffle
+        guard z.format == .blocked16, r >= 1, z.c % (r * r) == 0, (z.c / (r * r)) % 16 == 0 else {
+            throw SpaceError.shape(op: "pointwise", message: "stage \(summary) needs blocked input with 16k * \(r * r) channels, got \(z.c) in \(z.format)")
+        }
+        let c = z.c / (r * r)
+        if let norm, norm.channels != c {
+            throw SpaceError.shape(op: "pointwise", message: "norm over \(norm.channels) channels for \(c) channels")
+        }
+        var d = sk_pw_desc()
+        d.N = Int64(z.n); d.C = Int64(c); d.H = Int64(z.h); d.W = Int64(z.w); d.r = Int64(r)
+        switch activation {
+        case .celu(let a): d.act = SK_ACT_CELU; d.alpha = a
+        case .elu(let a): d.act = SK_ACT_ELU; d.alpha = a
+        case nil: d.act = SK_ACT_NONE; d.alpha = 1
+        }
+        d.act_first = activationFirst ? 1 : 0
+        switch norm {
+        case .group(let g): d.norm = SK_NORM_GROUP; d.groups = Int64(g.groups); d.eps = g.eps
+        case .batch(let b): d.norm = SK_NORM_BATCH; d.eps = b.eps; d.momentum = b.momentum; d.training = b.training ? 1 : 0
+        case nil: d.norm = SK_NORM_NONE; d.eps = 1e-5
+        }
+        let st = sk_pw_check(&d)
+        guard st == SK_OK else { throw SpaceError.argument(op: "pointwise", message: "stage \(summary) rejected (status \(st))") }
+        return d
+    }
+}
+
+/// The statistics of one forward run of a stage: what both its output and its backward need.
+final class StageRun {
+    var desc: sk_pw_desc
+    let stage: PointwiseStage
+    let z: FeatureMap
+    let mean: Storage, rstd: Storage, scale: Storage, shift: Storage
+    var outputShape: (n: Int, c: Int, h: Int, w: Int) {
+        (z.n, Int(desc.C), z.h * stage.shuffle, z.w * stage.shuffle)
+    }
+
+    /// Computes the statistics of z (and, for batch norm in training, updates the running statistics).
+    init(_ stage: PointwiseStage, _ z: FeatureMap) throws {
+        self.stage = stage; self.z = z
+        desc = try stage.descriptor(z)
+        let nc = z.n * Int(desc.C)
+        mean = Storage(count: nc); rstd = Storage(count: nc); scale = Storage(count: nc); shift = Storage(count: nc)
+        let needsSums = desc.norm == SK_NORM_GROUP || (desc.norm == SK_NORM_BATCH && desc.training != 0)
+        var sum: [Double] = [], sumsq: [Double] = []
+        if needsSums {
+            sum = [Double](repeating: 0, count: nc); sumsq = [Double](repeating: 0, count: nc)
+            let st = sk_pw_stats(&desc, &sum, &sumsq, z.tensor.pointer)
+            guard st == SK_OK else { throw SpaceError.argument(op: "pointwise", message: "statistics failed (status \(st))") }
+        }
+        var runningMean: UnsafeMutablePointer<Float>? = nil, runningVar: UnsafeMutablePointer<Float>? = nil
+        if case .batch(let bn) = stage.norm {
+            runningMean = bn.runningMean.pointer; runningVar = bn.runningVar.pointer
+            if bn.training { bn.numBatchesTracked.values[0] += 1 }
+        }
+        let st = sum.withUnsafeBufferPointer { s in
+            sumsq.withUnsafeBufferPointer { q in
+                sk_pw_finish(&desc, mean.pointer, rstd.pointer, scale.pointer, shift.pointer, s.baseAddress, q.baseAddress,
+                             stage.norm?.weight?.pointer, stage.norm?.bias?.pointer, runningMean, runningVar)
+            }
+        }
+        guard st == SK_OK else { throw SpaceError.argument(op: "pointwise", message: "statistics failed (status \(st))") }
+    }
+
+    /// The stage's output, blocked (N, C/16, H*r, W*r, 16).
+    func output() throws -> Storage {
+        let (n, c, h, w) = outputShape
+        let y = Storage(count: n * c * h * w)
+        let st = sk_pw_apply(&desc, y.pointer, z.tensor.pointer, scale.pointer, shift.pointer)
+        guard st == SK_OK else { throw SpaceError.argument(op: "pointwise", message: "apply failed (status \(st))") }
+        return y
+    }
+
+    /// Gradients of the stage given dy at its output: dz (z's layout) and, where they are trained, the
+    /// norm's weight and bias gradients.
+    func backward(_ dy: UnsafePointer<Float>) throws -> (dz: Tensor?, dgamma: Tensor?, dbeta: Tensor?) {
+        let nc = z.n * Int(desc.C), c = Int(desc.C)
+        var s1 = [Double](repeating: 0, count: nc), s2 = [Double](repeating: 0, count: nc)
+        var st = sk_pw_backward_sums(&desc, &s1, &s2, dy, z.tensor.pointer, mean.pointer, rstd.pointer, scale.pointer, shift.pointer)
+        guard st == SK_OK else { throw SpaceError.argument(op: "pointwise", message: "backward failed (status \(st))") }
+        let wantG = stage.norm?.weight?.requiresGrad ?? false, wantB = stage.norm?.bias?.requiresGrad ?? false
+        let dgamma = wantG ? Tensor.zeros([c]) : nil, dbeta = wantB ? Tensor.zeros([c]) : nil
+        let k1 = Storage(count: nc), k2 = Storage(count: nc), k3 = Storage(count: nc)
+        st = sk_pw_backward_finish(&desc, dgamma?.pointer, dbeta?.pointer, k1.pointer, k2.pointer, k3.pointer, s1, s2,
+                                   rstd.pointer, stage.norm?.weight?.pointer)
+        guard st == SK_OK else { throw SpaceError.argument(op: "pointwise", message: "backward failed (status \(st))") }
+        var dz: Tensor? = nil
+        if z.tensor.requiresGrad {
+            let s = Storage(count: z.tensor.count)
+            st = sk_pw_backward_apply(&desc, s.pointer, dy, z.tensor.pointer, mean.pointer, rstd.pointer, scale.pointer,
+                                      shift.pointer, k1.pointer, k2.pointer, k3.pointer)
+            guard st == SK_OK else { throw SpaceError.argument(op: "pointwise", message: "backward failed (status \(st))") }
+            dz = Tensor(shape: z.tensor.shape, storage: s)
+        }
+        return (dz, dgamma, dbeta)
+    }
+
+    var sectionDetail: String { "\(z.n)x\(desc.C)x\(outputShape.h)x\(outputShape.w) \(stage.summary)" }
+}
+
+/// The stage applied to z, materialised: y blocked (N, C, H*r, W*r). Differentiable with respect to z and
+/// the norm's parameters.
+public func pointwise(_ z: FeatureMap, _ stage: PointwiseStage) throws -> FeatureMap {
+    let run = try StageRun(stage, z)
+    let y = try run.output()
+    let (n, c, h, w) = run.outputShape
+    let params = stage.parameters
+    Profiler.describe(run.sectionDetail, flops: 0)
+    let t = Tensor.result(FeatureMap.physicalShape(.blocked16, n: n, c: c, h: h, w: w), y, name: "pointwise",
+                          inputs: [z.tensor] + params) { g in
+        let (dz, dgamma, dbeta) = try run.backward(g.pointer)
+        return [dz] + stageParameterGrads(stage, dgamma, dbeta)
+    }
+    return FeatureMap(tensor: t, format: .blocked16, n: n, c: c, h: h, w: w)
+}
+
+/// The gradients of a stage's parameters in the order of `PointwiseStage.parameters`.
+private func stageParameterGrads(_ stage: PointwiseStage, _ dgamma: Tensor?, _ dbeta: Tensor?) -> [Tensor?] {
+    var out: [Tensor?] = []
+    if stage.norm?.weight != nil { out.append(dgamma) }
+    if stage.norm?.bias != nil { out.append(dbeta) }
+    return out
+}
+
+/// conv2d(stage(z)) in one differentiable op: the stage's output exists only while the convolution
+/// reads it, in forward and again (recomputed from z) in backward for the weight gradient, so a chain of
+/// these keeps one tensor per layer (its input z) instead of three. The convolution's result is in
+/// `outFormat`; with `outShuffle` > 1 its output channels are permuted for a following pixel shuffle
+/// (see `shuffledChannelOrder`).
+public func pointwiseConv2d(_ z: FeatureMap, _ stage: PointwiseStage, weight: Tensor, bias: Tensor?,
+                            stride: (Int, Int), padding: (Int, Int), outFormat: MemoryFormat) throws -> FeatureMap {
+    let run = try StageRun(stage, z)
+    let (n, c, h, w) = run.outputShape
+    let geo = try ConvGeometry(n: n, c: c, h: h, w: w, weight: weight, bias: bias, stride: stride, padding: padding)
+    if outFormat == .blocked16 && geo.o % 16 != 0 {
+        throw SpaceError.shape(op: "conv2d", message: "\(geo.o) output channels cannot be blocked by 16")
+    }
+    guard let conv = geo.engineConvolution(src: .blocked16, dst: outFormat, bias: bias != nil) else {
+        throw SpaceError.message("conv2d \(geo.text): the engine has no implementation for it")
+    }
+    let wino = sk_dnn_conv_algorithm(conv) == SK_DNN_WINOGRAD
+    let detail = "\(geo.text) [\(wino ? "winograd" : "direct") nChw16c->\(outFormat)]"
+    let out = Storage(count: geo.n * geo.o * geo.ho * geo.wo)
+    do {
+        let y = try Profiler.section("pointwise", run.sectionDetail) { try run.output() }
+        try Profiler.section("conv2d", detail, flops: geo.flops) {
+            let st = sk_dnn_conv_forward(conv, out.pointer, y.pointer, weight.pointer, bias?.pointer)
+            guard st == SK_OK else { throw dnnError("conv2d \(geo.text)", st) }
+        }
+    }
+    let params = stage.parameters
+    var inputs = [z.tensor] + params + [weight]
+    if let bias { inputs.append(bias) }
+    Profiler.describe(detail, flops: 0)
+    let shape = FeatureMap.physicalShape(outFormat, n: geo.n, c: geo.o, h: geo.ho, w: geo.wo)
+    let result = Tensor.result(shape, out, name: "pointwise_conv2d", inputs: inputs) { g in
+        let wantW = weight.requiresGrad, wantB = bias?.requiresGrad ?? false
+        var gw: Tensor? = nil, gb: Tensor? = nil
+        if wantW || wantB {
+            let y = try Profiler.section("pointwise", run.sectionDetail + " (recomputed)") { try run.output() }
+            let ws = wantW ? Storage(count: weight.count, repeating: 0) : nil
+            let bs = wantB ? Storage(count: geo.o, repeating: 0) : nil
+            try Profiler.section("conv2d", detail + " weights", flops: geo.flops) {
+                let st = sk_dnn_conv_backward_weights(conv, ws?.pointer, bs?.pointer, g.pointer, y.pointer)
+                guard st == SK_OK else { throw dnnError("conv2d backward weights \(geo.text)", st) }
+            }
+            gw = ws.map { Tensor(shape: weight.shape, storage: $0) }
+            gb = bs.map { Tensor(shape: [geo.o], storage: $0) }
+        }
+        var stageGrads: [Tensor?] = [nil] + params.map { _ in nil }
+        if z.tensor.requiresGrad || params.contains(where: { $0.requiresGrad }) {
+            let dy = Storage(count: n * c * h * w)
+            try Profiler.section("conv2d", detail + " data", flops: geo.flops) {
+                let st = sk_dnn_conv_backward_data(conv, dy.pointer, g.pointer, weight.pointer)
+                guard st == SK_OK else { throw dnnError("conv2d backward data \(geo.text)", st) }
+            }
+            let (dz, dgamma, dbeta) = try Profiler.section("pointwise", run.sectionDetail) { try run.backward(dy.pointer) }
+            stageGrads = [dz] + stageParameterGrads(stage, dgamma, dbeta)
+        }
+        return stageGrads + [gw] + (bias == nil ? [] : [gb])
+    }
+    return FeatureMap(tensor: result, format: outFormat, n: geo.n, c: geo.o, h: geo.ho, w: geo.wo)
+}
+
+/// The order of a convolution's output channels that makes a following pixel shuffle by r a
+/// permutation of whole channel blocks: new channel s * C + c is PyTorch's channel c * r * r + s.
+public func shuffledChannelOrder(channels: Int, shuffle r: Int) -> [Int] {
+    let c = channels / (r * r)
+    return (0..<channels).map { k in (k % c) * r * r + k / c }
+}
