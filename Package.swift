@@ -2,8 +2,10 @@
 // Space: unsupervised object-centric scene decomposition (SPACE) in Swift.
 import PackageDescription
 
-// C kernels are the hot loops: always optimised, even in debug builds, so tests stay fast.
-let kernelFlags: [CSetting] = [.unsafeFlags(["-O3", "-fno-math-errno", "-mavx2", "-mfma", "-Wall", "-Wno-unknown-pragmas"])]
+// C kernels are the hot loops: always optimised, even in debug builds, so tests stay fast. No -m flags:
+// each hot kernel is compiled for AVX-512, AVX2 and the baseline and picks one at run time
+// (Sources/CKernels/sk_multiversion.h, SK_CLONES), so one build runs on any x86-64 and on arm64.
+let kernelFlags: [CSetting] = [.unsafeFlags(["-O3", "-fno-math-errno", "-Wall", "-Wno-unknown-pragmas"])]
 let swiftModes: [SwiftLanguageMode] = [.v5]
 
 let package = Package(

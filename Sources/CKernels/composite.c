@@ -16,6 +16,7 @@
 // 4. Backward: per pixel, the softmax weight w = exp(I - lse) from the saved log-sum-exp, and the dot
 //    product of the output gradient with the output (shared by all cells) are enough for every cell.
 #include "ckernels.h"
+#include "sk_math.h"
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -243,7 +244,7 @@ static void forward_image(float *out, float *lse, const float *values, const flo
     }
 }
 
-int sk_composite_forward(float *out, float *lse,
+SK_CLONES int sk_composite_forward(float *out, float *lse,
                          const float *values, const float *importance, const float *summed, const float *affine,
                          int64_t B, int64_t G2, int64_t Cv, int64_t Cs, int64_t Hg, int64_t Wg, int64_t H, int64_t W) {
     int status = check_args(summed, B, G2, Cv, Cs, Hg, Wg, H, W);
@@ -345,7 +346,7 @@ static void backward_image(float *gvalues, float *gimportance, float *gsummed, f
     }
 }
 
-int sk_composite_backward(float *gvalues, float *gimportance, float *gsummed, float *gaffine,
+SK_CLONES int sk_composite_backward(float *gvalues, float *gimportance, float *gsummed, float *gaffine,
                           const float *gout, const float *out, const float *lse,
                           const float *values, const float *importance, const float *summed, const float *affine,
                           int64_t B, int64_t G2, int64_t Cv, int64_t Cs, int64_t Hg, int64_t Wg, int64_t H, int64_t W) {

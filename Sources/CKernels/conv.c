@@ -19,11 +19,10 @@
 // A kernel covering the whole unpadded map (1x1 conv on 1x1 maps, 4x4 conv on 4x4 maps) is a
 // linear layer: y (N, O) = x (N, C*H*W) @ w^T, one sgemm on the tensors as they are.
 //
-// Copy passes run on the BLAS thread count with pthreads, split into units (images, or (image,
-// channel) pairs) that write disjoint memory, so results do not depend on the thread count.
+// Copy passes run on the kernels' thread pool, split into units (images, or (image, channel) pairs)
+// that write disjoint memory, so results do not depend on the thread count.
 #include "ckernels.h"
 #include <cblas.h>
-#include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
@@ -40,9 +39,6 @@
 #endif
 // Below this many floats of copying, a pass runs on the calling thread only.
 #define SK_CONV_PARALLEL_MIN_FLOATS ((int64_t)1 << 15)
-#ifndef SK_CONV_MAX_THREADS
-#define SK_CONV_MAX_THREADS 16
-#endif
 
 typedef struct {
     int64_t N, C, H, W, O, kh, kw, sh, sw, ph, pw;
@@ -122,42 +118,23 @@ static float *conv_alloc(int64_t floats) {
 }
 
 // ---------------------------------------------------------------------------------------------
-// A minimal parallel-for on pthreads: [0, n) split evenly over the BLAS thread count.
+// Copy passes split [0, n) over the kernels' thread pool.
 
 typedef void (*range_fn)(const void *ctx, int64_t lo, int64_t hi);
-typedef struct { range_fn fn; const void *ctx; int64_t lo, hi; } range_job;
+typedef struct { range_fn fn; const void *ctx; int64_t n; } range_job;
 
-static void *range_thread(void *arg) {
-    range_job *j = (range_job *)arg;
-    j->fn(j->ctx, j->lo, j->hi);
-    return NULL;
-}
-
-static int conv_threads(void) {
-    int t = openblas_get_num_threads();
-    long cpus = sysconf(_SC_NPROCESSORS_ONLN);
-    if (cpus > 0 && t > cpus) t = (int)cpus;
-    if (t > SK_CONV_MAX_THREADS) t = SK_CONV_MAX_THREADS;
-    return t < 1 ? 1 : t;
+static void range_part(void *arg, int part, int parts) {
+    const range_job *j = (const range_job *)arg;
+    int64_t lo, hi;
+    sk_pool_slice(j->n, part, parts, &lo, &hi);
+    if (hi > lo) j->fn(j->ctx, lo, hi);
 }
 
 static void parallel_range(int64_t n, int64_t floats_per_item, range_fn fn, const void *ctx) {
-    int64_t t = conv_threads();
-    if (t > n) t = n;
-    if (t <= 1 || n * floats_per_item < SK_CONV_PARALLEL_MIN_FLOATS) { if (n > 0) fn(ctx, 0, n); return; }
-    pthread_t tid[SK_CONV_MAX_THREADS];
-    range_job jobs[SK_CONV_MAX_THREADS];
-    int started[SK_CONV_MAX_THREADS];
-    for (int64_t i = 0; i < t; i++) {
-        jobs[i].fn = fn; jobs[i].ctx = ctx;
-        jobs[i].lo = n * i / t; jobs[i].hi = n * (i + 1) / t;
-    }
-    for (int64_t i = 1; i < t; i++) started[i] = pthread_create(&tid[i], NULL, range_thread, &jobs[i]) == 0;
-    range_thread(&jobs[0]);
-    for (int64_t i = 1; i < t; i++) {
-        if (started[i]) pthread_join(tid[i], NULL);
-        else range_thread(&jobs[i]);  // could not start a thread: do its share here
-    }
+    if (n <= 0) return;
+    range_job j = {fn, ctx, n};
+    int parts = n * floats_per_item < SK_CONV_PARALLEL_MIN_FLOATS ? 1 : sk_pool_parts(n, n * floats_per_item);
+    sk_pool_run(parts, range_part, &j);
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -167,7 +167,7 @@ void sk_naive_binary_forward(float *out, const float *a, const int64_t *sa, cons
 #define SK_BIN_LOOP(EXPR) \
     for (int64_t j = 0; j < inner; j++) { float av = a[oa + j * ia], bv = b[ob + j * ib]; o[j] = (EXPR); }
 
-void sk_binary_forward(float *out, const float *a, const int64_t *sa, const float *b, const int64_t *sb,
+SK_CLONES void sk_binary_forward(float *out, const float *a, const int64_t *sa, const float *b, const int64_t *sb,
                        const int64_t *shape, int64_t ndim, int op) {
     if (ndim == 0) { out[0] = binary_value(a[0], b[0], op); return; }
     int64_t inner = shape[ndim - 1], ia = sa[ndim - 1], ib = sb[ndim - 1];
@@ -193,14 +193,14 @@ void sk_binary_forward(float *out, const float *a, const int64_t *sa, const floa
     }
 }
 
-void sk_affine_scalar(float *y, const float *x, int64_t n, float a, float b) {
+SK_CLONES void sk_affine_scalar(float *y, const float *x, int64_t n, float a, float b) {
     for (int64_t i = 0; i < n; i++) y[i] = a * x[i] + b;
 }
 
-void sk_accumulate(float *y, const float *x, int64_t n) {
+SK_CLONES void sk_accumulate(float *y, const float *x, int64_t n) {
     for (int64_t i = 0; i < n; i++) y[i] += x[i];
 }
 
-void sk_fill(float *y, int64_t n, float v) {
+SK_CLONES void sk_fill(float *y, int64_t n, float v) {
     for (int64_t i = 0; i < n; i++) y[i] = v;
 }

@@ -1,8 +1,9 @@
 // Layout kernels: strided copies and block moves.
 #include "ckernels.h"
+#include "sk_math.h"
 #include <string.h>
 
-void sk_strided_copy(float *out, const float *x, const int64_t *oshape, const int64_t *xstrides, int64_t ndim) {
+SK_CLONES void sk_strided_copy(float *out, const float *x, const int64_t *oshape, const int64_t *xstrides, int64_t ndim) {
     if (ndim == 0) { out[0] = x[0]; return; }
     int64_t inner = oshape[ndim - 1], is = xstrides[ndim - 1], outer = 1;
     for (int64_t d = 0; d < ndim - 1; d++) outer *= oshape[d];
@@ -19,7 +20,7 @@ void sk_strided_copy(float *out, const float *x, const int64_t *oshape, const in
     }
 }
 
-void sk_strided_copy_backward(float *gx, const float *gout, const int64_t *oshape, const int64_t *xstrides, int64_t ndim) {
+SK_CLONES void sk_strided_copy_backward(float *gx, const float *gout, const int64_t *oshape, const int64_t *xstrides, int64_t ndim) {
     if (ndim == 0) { gx[0] += gout[0]; return; }
     int64_t inner = oshape[ndim - 1], is = xstrides[ndim - 1], outer = 1;
     for (int64_t d = 0; d < ndim - 1; d++) outer *= oshape[d];
@@ -35,24 +36,24 @@ void sk_strided_copy_backward(float *gx, const float *gout, const int64_t *oshap
     }
 }
 
-void sk_copy_block(float *out, int64_t m, int64_t at, const float *x, int64_t outer, int64_t n, int64_t inner) {
+SK_CLONES void sk_copy_block(float *out, int64_t m, int64_t at, const float *x, int64_t outer, int64_t n, int64_t inner) {
     for (int64_t o = 0; o < outer; o++)
         memcpy(out + (o * m + at) * inner, x + o * n * inner, sizeof(float) * (size_t)(n * inner));
 }
 
-void sk_take_block(float *out, const float *x, int64_t m, int64_t at, int64_t outer, int64_t n, int64_t inner) {
+SK_CLONES void sk_take_block(float *out, const float *x, int64_t m, int64_t at, int64_t outer, int64_t n, int64_t inner) {
     for (int64_t o = 0; o < outer; o++)
         memcpy(out + o * n * inner, x + (o * m + at) * inner, sizeof(float) * (size_t)(n * inner));
 }
 
-void sk_take_block_add(float *out, const float *x, int64_t m, int64_t at, int64_t outer, int64_t n, int64_t inner) {
+SK_CLONES void sk_take_block_add(float *out, const float *x, int64_t m, int64_t at, int64_t outer, int64_t n, int64_t inner) {
     for (int64_t o = 0; o < outer; o++) {
         float *dst = out + o * n * inner; const float *src = x + (o * m + at) * inner;
         for (int64_t i = 0; i < n * inner; i++) dst[i] += src[i];
     }
 }
 
-void sk_copy_block_add(float *out, int64_t m, int64_t at, const float *x, int64_t outer, int64_t n, int64_t inner) {
+SK_CLONES void sk_copy_block_add(float *out, int64_t m, int64_t at, const float *x, int64_t outer, int64_t n, int64_t inner) {
     for (int64_t o = 0; o < outer; o++) {
         float *dst = out + (o * m + at) * inner; const float *src = x + o * n * inner;
         for (int64_t i = 0; i < n * inner; i++) dst[i] += src[i];

@@ -2,6 +2,7 @@
 // Shape contract (see sk_norm.h): x contiguous (N, C, S); weight/bias (C) or NULL; statistics in double,
 // biased variance for normalising, rstd = 1/sqrt(max(var, 0) + eps); backward adds into its outputs.
 #include "ckernels.h"
+#include "sk_math.h"
 #include <math.h>
 #include <stdlib.h>
 
@@ -49,7 +50,7 @@ static inline void scale_shift(float *y, const float *x, int64_t n, float a, flo
 
 // ---------------------------------------------------------------- group norm
 
-int sk_group_norm_forward(float *y, float *mean, float *rstd,
+SK_CLONES int sk_group_norm_forward(float *y, float *mean, float *rstd,
                           const float *x, const float *weight, const float *bias,
                           int64_t N, int64_t C, int64_t S, int64_t G, float eps) {
     if (G <= 0 || C % G != 0) return SK_ERR_SHAPE;
@@ -101,7 +102,7 @@ int sk_naive_group_norm_forward(float *y, float *mean, float *rstd,
 // dx = c1[c] * gy + c2 * x + c3 per (n, group), as PyTorch's GroupNorm backward:
 // with ds = sum gy * w * x and db = sum gy * w over the group (D values),
 // c1 = rstd * w[c], c2 = (db * mean - ds) * rstd^3 / D, c3 = -c2 * mean - db * rstd / D.
-int sk_group_norm_backward(float *gx, float *gweight, float *gbias,
+SK_CLONES int sk_group_norm_backward(float *gx, float *gweight, float *gbias,
                            const float *gy, const float *mean, const float *rstd,
                            const float *x, const float *weight,
                            int64_t N, int64_t C, int64_t S, int64_t G) {
@@ -180,7 +181,7 @@ static inline void update_running(float *running_mean, float *running_var, int64
     if (running_var) running_var[c] = (float)((1.0 - momentum) * running_var[c] + momentum * unbiased);
 }
 
-int sk_batch_norm_forward(float *y, float *mean, float *rstd, float *running_mean, float *running_var,
+SK_CLONES int sk_batch_norm_forward(float *y, float *mean, float *rstd, float *running_mean, float *running_var,
                           const float *x, const float *weight, const float *bias,
                           int64_t N, int64_t C, int64_t S, int training, float momentum, float eps) {
     int64_t count = N * S;
@@ -249,7 +250,7 @@ int sk_naive_batch_norm_forward(float *y, float *mean, float *rstd, float *runni
 // Per channel, with M = N * S, sg = sum gy, sgd = sum gy * (x - mean):
 // gweight += sgd * rstd, gbias += sg; training: gx += (gy - sg/M - (x - mean) * rstd^2 * sgd/M) * rstd * w,
 // eval: gx += gy * rstd * w.
-void sk_batch_norm_backward(float *gx, float *gweight, float *gbias,
+SK_CLONES void sk_batch_norm_backward(float *gx, float *gweight, float *gbias,
                             const float *gy, const float *mean, const float *rstd,
                             const float *x, const float *weight,
                             int64_t N, int64_t C, int64_t S, int training) {

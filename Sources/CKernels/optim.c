@@ -1,9 +1,10 @@
 // Optimizer update rules with PyTorch's arithmetic: scalars computed in double and applied in float32,
 // in the same order as torch.optim's single-tensor RMSprop and Adam.
 #include "ckernels.h"
+#include "sk_math.h"
 #include <math.h>
 
-void sk_rmsprop_step(float *param, float *square_avg, const float *grad, int64_t n, float lr, float alpha, float eps) {
+SK_CLONES void sk_rmsprop_step(float *param, float *square_avg, const float *grad, int64_t n, float lr, float alpha, float eps) {
     const float one_minus_alpha = (float)(1.0 - (double)alpha);
     for (int64_t i = 0; i < n; i++) {
         float g = grad[i];
@@ -14,7 +15,7 @@ void sk_rmsprop_step(float *param, float *square_avg, const float *grad, int64_t
     }
 }
 
-void sk_adam_step(float *param, float *exp_avg, float *exp_avg_sq, const float *grad, int64_t n,
+SK_CLONES void sk_adam_step(float *param, float *exp_avg, float *exp_avg_sq, const float *grad, int64_t n,
                   float lr, float beta1, float beta2, float eps, int64_t step) {
     const double bc1 = 1.0 - pow((double)beta1, (double)step);
     const double bc2 = 1.0 - pow((double)beta2, (double)step);

@@ -136,9 +136,9 @@ static void SK_VERSIONED(pw_bapply_units)(const sk_pw_desc *d, float *dz, const 
                     for (int l = 0; l < 16; l++) {
                         float x = v[l], g = gv[l], vin, out;
                         if (first) {
-                            vin = sk_act(x, act, alpha, kin);
+                            float grad = sk_act_both(x, act, alpha, kin, &vin);
                             float vhat = (vin - m[l]) * rs[l];
-                            out = (c1[l] * g + c2[l] * vhat + c3[l]) * sk_act_grad(x, act, alpha, kin);
+                            out = (c1[l] * g + c2[l] * vhat + c3[l]) * grad;
                         } else {
                             g *= sk_act_grad(x * a[l] + b[l], act, alpha, kin);
                             float vhat = (x - m[l]) * rs[l];

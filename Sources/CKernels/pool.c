@@ -13,6 +13,8 @@ extern int omp_get_num_threads(void);
 extern int omp_get_max_threads(void);
 extern void omp_set_num_threads(int n);
 
+extern void openblas_set_num_threads(int n);
+
 static int configured;  // 0 until the thread count is first decided
 
 int sk_pool_threads(void) {
@@ -20,6 +22,9 @@ int sk_pool_threads(void) {
         const char *env = getenv("SPACE_THREADS");
         int n = env && *env ? atoi(env) : 0;
         if (n >= 1) omp_set_num_threads(n > SK_POOL_MAX_THREADS ? SK_POOL_MAX_THREADS : n);
+        // OpenBLAS keeps only the small products (see matmul.c): single-threaded, so that its own
+        // worker threads do not spin beside the team's.
+        openblas_set_num_threads(1);
         __atomic_store_n(&configured, 1, __ATOMIC_RELEASE);
     }
     int t = omp_get_max_threads();

@@ -1,5 +1,6 @@
 // Reductions over one dimension (outer, n, inner) with double accumulation.
 #include "ckernels.h"
+#include "sk_math.h"
 #include <math.h>
 #include <stdlib.h>
 
@@ -12,7 +13,7 @@ void sk_naive_sum_dim_forward(float *y, const float *x, int64_t outer, int64_t n
         }
 }
 
-void sk_sum_dim_forward(float *y, const float *x, int64_t outer, int64_t n, int64_t inner) {
+SK_CLONES void sk_sum_dim_forward(float *y, const float *x, int64_t outer, int64_t n, int64_t inner) {
     if (inner == 1) {
         for (int64_t o = 0; o < outer; o++) {
             const float *row = x + o * n;
@@ -38,7 +39,7 @@ void sk_sum_dim_forward(float *y, const float *x, int64_t outer, int64_t n, int6
     free(acc);
 }
 
-void sk_sum_dim_backward(float *gx, const float *gy, int64_t outer, int64_t n, int64_t inner) {
+SK_CLONES void sk_sum_dim_backward(float *gx, const float *gy, int64_t outer, int64_t n, int64_t inner) {
     for (int64_t o = 0; o < outer; o++)
         for (int64_t k = 0; k < n; k++) {
             float *row = gx + (o * n + k) * inner;
@@ -60,13 +61,13 @@ void sk_max_dim_forward(float *y, const float *x, int64_t outer, int64_t n, int6
         }
 }
 
-double sk_sum_all(const float *x, int64_t n) {
+SK_CLONES double sk_sum_all(const float *x, int64_t n) {
     double s = 0.0;
     for (int64_t i = 0; i < n; i++) s += x[i];
     return s;
 }
 
-double sk_sum_squares(const float *x, int64_t n) {
+SK_CLONES double sk_sum_squares(const float *x, int64_t n) {
     double s = 0.0;
     for (int64_t i = 0; i < n; i++) s += (double)x[i] * (double)x[i];
     return s;

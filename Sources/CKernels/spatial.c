@@ -7,6 +7,7 @@
 // zero-filled (forward) or skipped (backward) — the common case when pasting glimpses into full
 // images — and mixed blocks fall back to the scalar code.
 #include "ckernels.h"
+#include "sk_math.h"
 #include <math.h>
 #include <stdlib.h>
 #if defined(__AVX2__) && defined(__FMA__)
@@ -337,7 +338,7 @@ static void sample_blocks_backward(float *gimg, float *gg, const float *go, cons
 }
 #endif
 
-int sk_grid_sample_forward(float *out, const float *input, const float *grid, const int64_t *image_index,
+SK_CLONES int sk_grid_sample_forward(float *out, const float *input, const float *grid, const int64_t *image_index,
                            int64_t Nin, int64_t C, int64_t Hin, int64_t Win,
                            int64_t Ng, int64_t Hout, int64_t Wout) {
     int status = check_index(image_index, Nin, Ng);
@@ -394,7 +395,7 @@ int sk_naive_grid_sample_forward(float *out, const float *input, const float *gr
     return SK_OK;
 }
 
-int sk_grid_sample_backward(float *ginput, float *ggrid, const float *gout, const float *input, const float *grid,
+SK_CLONES int sk_grid_sample_backward(float *ginput, float *ggrid, const float *gout, const float *input, const float *grid,
                             const int64_t *image_index, int64_t Nin, int64_t C, int64_t Hin, int64_t Win,
                             int64_t Ng, int64_t Hout, int64_t Wout) {
     int status = check_index(image_index, Nin, Ng);

@@ -39,6 +39,8 @@ public final class Profiler: @unchecked Sendable {
     /// The layer of the node whose gradient function is running (for sections inside it).
     var backwardLayer = ""
     private var sectionSeconds = 0.0
+    /// Sections being run: ops finishing inside one are part of it, not charged on their own.
+    var sectionDepth = 0
     private var pendingDetail: (String, Double, Double)?
     /// Bytes of tensor storage allocated while recording.
     public private(set) var bytesAllocated: Int = 0
@@ -97,7 +99,7 @@ public final class Profiler: @unchecked Sendable {
     @inline(__always)
     static func opFinished(_ name: String) {
         guard let p = active else { return }
-        if p.inBackward { p.pendingDetail = nil; return }
+        if p.inBackward || p.sectionDepth > 0 { p.pendingDetail = nil; return }
         let now = DispatchTime.now().uptimeNanoseconds
         let (detail, flops, _) = p.pendingDetail ?? ("", 0, 0)
         p.pendingDetail = nil
@@ -117,8 +119,12 @@ public final class Profiler: @unchecked Sendable {
                                   _ body: () throws -> T) rethrows -> T {
         guard let p = active else { return try body() }
         let t0 = DispatchTime.now().uptimeNanoseconds
-        let result = try body()
+        p.sectionDepth += 1
+        let result: T
+        do { result = try body() } catch { p.sectionDepth -= 1; throw error }
+        p.sectionDepth -= 1
         let t1 = DispatchTime.now().uptimeNanoseconds
+        if p.sectionDepth > 0 { return result }  // inside another section: charged as part of it
         let seconds = Double(t1 - t0) * 1e-9
         if p.inBackward {
             p.add(op: op, layer: p.backwardLayer, phase: .backward, detail: detail(), seconds: seconds, flops: flops)

@@ -1,17 +1,23 @@
+import CKernels
 import Foundation
 
 /// Contiguous Float32 memory owned by tensors.
 ///
-/// SPACE allocates the same shapes every training step, so freed buffers go back to a
-/// size-keyed pool (`BufferPool`) and the next step reuses them instead of asking malloc.
+/// Large buffers come from the engine's arena (Sources/CKernels/memory.c): a training step allocates the
+/// same shapes every step, and the arena hands the same resident pages back, best fit, whatever the
+/// sizes, so memory is neither re-zeroed by the kernel nor held once per size.
 public final class Storage: @unchecked Sendable {
     public let count: Int
     public let pointer: UnsafeMutablePointer<Float>
 
-    /// Uninitialised storage of `count` floats (from the pool when one of that size is free).
+    /// Uninitialised storage of `count` floats.
     public init(count: Int) {
         self.count = count
-        self.pointer = BufferPool.shared.take(count)
+        let bytes = Swift.max(count, 1) * MemoryLayout<Float>.stride
+        guard let raw = sk_mem_alloc(bytes) else {
+            fatalError("out of memory: a tensor of \(count) floats (\(bytes) bytes) could not be allocated")
+        }
+        self.pointer = raw.bindMemory(to: Float.self, capacity: Swift.max(count, 1))
         Profiler.allocated(bytes: count * MemoryLayout<Float>.stride)
     }
 
@@ -29,59 +35,26 @@ public final class Storage: @unchecked Sendable {
         }
     }
 
-    deinit { BufferPool.shared.give(pointer, count) }
+    deinit { sk_mem_free(pointer, Swift.max(count, 1) * MemoryLayout<Float>.stride) }
 
     public var buffer: UnsafeMutableBufferPointer<Float> { UnsafeMutableBufferPointer(start: pointer, count: count) }
     public var array: [Float] { Array(buffer) }
 }
 
-/// A pool of freed float buffers keyed by element count, bounded in total bytes.
-public final class BufferPool: @unchecked Sendable {
-    public static let shared = BufferPool()
-
-    private var free: [Int: [UnsafeMutablePointer<Float>]] = [:]
-    private var cachedFloats = 0
-    private let lock = NSLock()
-    /// Upper bound on cached memory, in floats: 40% of physical memory by default. A training step
-    /// frees and re-allocates the same shapes every step; memory returned to the system comes back as
-    /// fresh pages the kernel must zero (measured: 22% of an Atari step at B=12 with a 2 GiB cap).
-    public var capacityFloats = Int(Double(ProcessInfo.processInfo.physicalMemory) * 0.4) / 4
-
-    func take(_ count: Int) -> UnsafeMutablePointer<Float> {
-        let n = max(count, 1)
-        lock.lock()
-        if var list = free[n], let p = list.popLast() {
-            free[n] = list
-            cachedFloats -= n
-            lock.unlock()
-            return p
-        }
-        lock.unlock()
-        return UnsafeMutablePointer<Float>.allocate(capacity: n)
+/// How much memory tensors hold (see sk_memory.h).
+public enum TensorMemory {
+    public struct Stats: Sendable {
+        /// Bytes in live tensors now, and the most at once since `resetPeak()`.
+        public var live: Int, peakLive: Int
+        /// The arena's high-water mark (its share of resident memory) and the free bytes below it.
+        public var arena: Int, arenaFree: Int
     }
 
-    func give(_ p: UnsafeMutablePointer<Float>, _ count: Int) {
-        let n = max(count, 1)
-        lock.lock()
-        if cachedFloats + n <= capacityFloats {
-            free[n, default: []].append(p)
-            cachedFloats += n
-            lock.unlock()
-        } else {
-            lock.unlock()
-            p.deallocate()
-        }
+    public static var stats: Stats {
+        var s = sk_mem_stats()
+        sk_mem_get_stats(&s)
+        return Stats(live: Int(s.live_bytes), peakLive: Int(s.peak_live_bytes), arena: Int(s.arena_bytes), arenaFree: Int(s.arena_free_bytes))
     }
 
-    /// Releases every cached buffer back to the system.
-    public func drain() {
-        lock.lock()
-        for (_, list) in free { for p in list { p.deallocate() } }
-        free.removeAll()
-        cachedFloats = 0
-        lock.unlock()
-    }
-
-    /// Bytes currently held by the pool.
-    public var cachedBytes: Int { lock.lock(); defer { lock.unlock() }; return cachedFloats * 4 }
+    public static func resetPeak() { sk_mem_reset_peak() }
 }

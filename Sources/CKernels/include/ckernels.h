@@ -29,5 +29,7 @@
 #include "sk_dnn.h"
 #include "sk_isa.h"
 #include "sk_pointwise.h"
+#include "sk_narrow_conv.h"
+#include "sk_memory.h"
 
 #endif

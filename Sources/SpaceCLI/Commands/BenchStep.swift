@@ -28,14 +28,8 @@ struct BenchStep: ParsableCommand {
     var json: String?
 
     func run() throws {
-        var arch = SpaceArch()
-        switch preset {
-        case "atari":
-            arch.G = 16; arch.K = 3; arch.fgSigma = 0.2; arch.bgSigma = 0.1; arch.boundaryLoss = false
-            arch.fixAlphaSteps = 2000; arch.fixAlphaValue = 0.2
-        case "room":
-            arch.G = 16; arch.K = 5
-        default: throw ValidationError("unknown preset '\(preset)' (atari, room)")
+        guard let arch = BenchStep.presets[preset] else {
+            throw ValidationError("unknown preset '\(preset)' (\(BenchStep.presets.keys.sorted().joined(separator: ", ")))")
         }
         guard batch >= 1, steps >= 1 else { throw ValidationError("--batch and --steps must be at least 1") }
         let toStdout = json == "-"
@@ -55,10 +49,15 @@ struct BenchStep: ParsableCommand {
         profiler.attach(model)
 
         var phases: [String: [Double]] = [:]
-        var totals: [Double] = [], allocated: [Int] = []
+        var totals: [Double] = [], allocated: [Int] = [], cpuTimes: [Double] = []
+        var peakLive = 0
+        var stealStart = MachineLoad.read()
         for i in 0...steps {
+            if i == 1 { stealStart = MachineLoad.read() }
+            let cpu0 = MachineLoad.processCPUSeconds()
             let timed = i > 0
             if timed && profile { profiler.reset(); profiler.start() }
+            if timed { TensorMemory.resetPeak() }
             var parts: [(String, Double)] = []
             var clock = DispatchTime.now().uptimeNanoseconds
             func lap(_ name: String) {
@@ -92,14 +91,18 @@ struct BenchStep: ParsableCommand {
             }
             profiler.stop()
             let total = parts.reduce(0) { $0 + $1.1 }
+            let cpu = MachineLoad.processCPUSeconds() - cpu0
             let text = parts.map { String(format: "%@ %.3f s", $0.0, $0.1) }.joined(separator: ", ")
-            say("step \(i): \(text)\(lossText)\(timed ? "" : " (warm-up)")")
+            say("step \(i): \(text)\(lossText)" + String(format: " (cpu %.2f s)", cpu) + (timed ? "" : " (warm-up)"))
             if timed {
+                peakLive = max(peakLive, TensorMemory.stats.peakLive)
                 for (k, v) in parts { phases[k, default: []].append(v) }
                 totals.append(total)
+                cpuTimes.append(cpu)
                 allocated.append(profiler.bytesAllocated)
             }
         }
+        let stolen = MachineLoad.read().stealFraction(since: stealStart)
         func median(_ v: [Double]) -> Double { v.sorted()[v.count / 2] }
         let phaseNames = mode == .train ? ["forward", "backward", "clip+optimizers"] : (mode == .eval ? ["forward"] : ["encoder"])
         let med = median(totals)
@@ -107,7 +110,12 @@ struct BenchStep: ParsableCommand {
         let peak = peakResidentBytes()
         say("median: " + phaseNames.map { String(format: "%@ %.3f s", $0, median(phases[$0]!)) }.joined(separator: ", ")
             + String(format: ", step %.3f s (%.1f frames/s)", med, fps))
-        say(String(format: "peak resident memory: %.2f GB", Double(peak) / 1e9))
+        let mem = TensorMemory.stats
+        say(String(format: "peak resident memory: %.2f GB (tensors: at most %.2f GB live at once in a step; arena high-water %.2f GB)",
+                    Double(peak) / 1e9, Double(peakLive) / 1e9, Double(mem.arena) / 1e9))
+        say(String(format: "process cpu time per step: median %.2f s; cpu time stolen by the hypervisor during the timed steps: %.0f%%",
+                    median(cpuTimes), 100 * stolen)
+            + (stolen > 0.05 ? " (the machine is shared: wall times are inflated)" : ""))
 
         var report: [Profiler.Entry] = []
         if profile {
@@ -118,7 +126,8 @@ struct BenchStep: ParsableCommand {
         if let json {
             let result = BenchResult(preset: preset, mode: mode.rawValue, batch: batch, G: arch.G, K: arch.K, globalStep: globalStep,
                                      engine: EngineInfo.summary, stepSeconds: totals, medianStepSeconds: med, framesPerSecond: fps,
-                                     phases: phases, peakResidentBytes: peak,
+                                     phases: phases, cpuSecondsPerStep: cpuTimes, stealFraction: stolen, peakResidentBytes: peak,
+                                     peakLiveTensorBytes: peakLive, arenaBytes: mem.arena,
                                      bytesAllocatedPerStep: profile ? profiler.bytesAllocated : nil,
                                      profile: profile ? report : nil)
             let encoder = JSONEncoder()
@@ -135,12 +144,35 @@ struct BenchStep: ParsableCommand {
     }
 }
 
+extension BenchStep {
+    /// The arch sections of configs/atari_spaceinvaders.yaml and configs/3d_room_large.yaml (the
+    /// reference's values), so the benchmark runs what those configs train.
+    static let presets: [String: SpaceArch] = {
+        var atari = SpaceArch()
+        atari.G = 16; atari.K = 3; atari.fgSigma = 0.2; atari.bgSigma = 0.1; atari.boundaryLoss = false
+        atari.zPresStartStep = 4000; atari.zPresEndStep = 10000; atari.zPresStartValue = 0.1; atari.zPresEndValue = 0.01
+        atari.zScaleMeanStartStep = 0; atari.zScaleMeanEndStep = 20000
+        atari.zScaleMeanStartValue = -2.2; atari.zScaleMeanEndValue = -2.5; atari.zScaleStdValue = 0.2
+        atari.tauStartStep = 0; atari.tauEndStep = 20000; atari.tauStartValue = 2.5; atari.tauEndValue = 0.1
+        atari.fixAlphaSteps = 2000; atari.fixAlphaValue = 0.2
+        var room = SpaceArch()
+        room.G = 16; room.K = 5; room.fgSigma = 0.15; room.bgSigma = 0.15
+        room.zPresStartStep = 4000; room.zPresEndStep = 10000; room.zPresStartValue = 0.1; room.zPresEndValue = 0.01
+        room.zScaleMeanStartStep = 10000; room.zScaleMeanEndStep = 20000
+        room.zScaleMeanStartValue = -1.0; room.zScaleMeanEndValue = -2.0
+        room.tauStartStep = 0; room.tauEndStep = 20000; room.tauStartValue = 2.5; room.tauEndValue = 0.5
+        room.fixAlphaSteps = 0; room.fixAlphaValue = 0.1; room.boundaryLoss = true; room.blOffStep = 100_000
+        return ["atari": atari, "room": room]
+    }()
+}
+
 /// What `bench-step --json` writes.
 struct BenchResult: Codable {
     var preset: String, mode: String, batch: Int, G: Int, K: Int, globalStep: Int, engine: String
     var stepSeconds: [Double], medianStepSeconds: Double, framesPerSecond: Double
     var phases: [String: [Double]]
-    var peakResidentBytes: Int
+    var cpuSecondsPerStep: [Double], stealFraction: Double
+    var peakResidentBytes: Int, peakLiveTensorBytes: Int, arenaBytes: Int
     var bytesAllocatedPerStep: Int?
     var profile: [Profiler.Entry]?
 }
@@ -190,7 +222,7 @@ enum ProfileReport {
         out.append("convolutions by shape (N C HxW -> O kernel stride pad [algorithm formats]), GFLOP/s per pass:")
         struct Passes { var calls = 0; var t = [0.0, 0.0, 0.0]; var f = [0.0, 0.0, 0.0] }
         var byShape: [String: Passes] = [:]
-        for e in entries where e.op == "conv2d" && !e.detail.isEmpty {
+        for e in entries where (e.op == "conv2d" || (e.op == "linear" && e.detail.contains("[dense"))) && !e.detail.isEmpty {
             var key = e.detail, pass = e.phase == .forward ? 0 : 1
             if key.hasSuffix(" data") { key.removeLast(5); pass = 1 }
             if key.hasSuffix(" weights") { key.removeLast(8); pass = 2 }
@@ -220,4 +252,31 @@ func peakResidentBytes() -> Int {
           let line = s.split(separator: "\n").first(where: { $0.hasPrefix("VmHWM:") }) else { return 0 }
     let kb = line.split(whereSeparator: { $0 == " " || $0 == "\t" }).compactMap { Int($0) }.first ?? 0
     return kb * 1024
+}
+
+/// What the machine and this process spent: CPU time used and time the hypervisor took away.
+struct MachineLoad {
+    var total: Double, steal: Double
+
+    /// The aggregate line of /proc/stat (zeros where unreadable).
+    static func read() -> MachineLoad {
+        guard let text = try? String(contentsOfFile: "/proc/stat", encoding: .utf8),
+              let line = text.split(separator: "\n").first(where: { $0.hasPrefix("cpu ") }) else { return MachineLoad(total: 0, steal: 0) }
+        let v = line.split(separator: " ").dropFirst().compactMap { Double($0) }
+        // user nice system idle iowait irq softirq steal ...
+        return MachineLoad(total: v.prefix(8).reduce(0, +), steal: v.count > 7 ? v[7] : 0)
+    }
+
+    func stealFraction(since start: MachineLoad) -> Double {
+        let dt = total - start.total
+        return dt > 0 ? (steal - start.steal) / dt : 0
+    }
+
+    /// User + system CPU seconds of this process so far.
+    static func processCPUSeconds() -> Double {
+        var usage = rusage()
+        getrusage(RUSAGE_SELF.rawValue, &usage)
+        func secs(_ t: timeval) -> Double { Double(t.tv_sec) + Double(t.tv_usec) * 1e-6 }
+        return secs(usage.ru_utime) + secs(usage.ru_stime)
+    }
 }

@@ -1,9 +1,14 @@
 import CKernels
 import Foundation
 
-// conv2d between feature maps on oneDNN (Sources/CKernels/dnn.c), differentiable.
+// conv2d between feature maps, differentiable, on whichever kernel suits the shape:
+// - oneDNN (Sources/CKernels/dnn.c): direct or Winograd, the general case;
+// - a matrix product when the kernel covers the whole unpadded map (a 1x1 convolution of 1x1 maps, the
+//   glimpse encoder's 4x4 convolution of 4x4 maps): y (N, O) = x (N, C*H*W) @ w^T;
+// - the narrow kernels (Sources/CKernels/narrow_conv.c) for a few output channels from blocked maps,
+//   and for the input gradient of a convolution from a few channels.
 
-/// The sizes of one convolution, checked: what both engines need.
+/// The sizes of one convolution, checked: what every kernel needs.
 struct ConvGeometry {
     let n: Int, c: Int, h: Int, w: Int, o: Int, kh: Int, kw: Int, sh: Int, sw: Int, ph: Int, pw: Int
     var ho: Int { (h + 2 * ph - kh) / sh + 1 }
@@ -45,13 +50,158 @@ struct ConvGeometry {
         return sk_dnn_conv_get(Int64(n), Int64(c), Int64(h), Int64(w), Int64(o), Int64(kh), Int64(kw), Int64(sh), Int64(sw),
                                Int64(ph), Int64(pw), src.rawValue, dst.rawValue, bias ? 1 : 0, SK_DNN_AUTO, &status)
     }
+
+    var isDense: Bool { kh == h && kw == w && ph == 0 && pw == 0 }
+    var isStrideOne: Bool { sh == 1 && sw == 1 }
+    /// The padding leaves every output position some input: what the narrow kernels require.
+    var paddingInsideKernel: Bool { ph < kh && pw < kw }
 }
 
-/// conv2d (cross-correlation, groups 1, zero padding) of a batch of feature maps on oneDNN, the result in
-/// `outFormat`. Returns nil when oneDNN has no implementation for this description (the caller then
-/// takes the im2col engine); throws for invalid sizes or a failed run.
+/// The kernel one convolution runs on, with its three passes on raw memory. Forward and backward data
+/// write fresh buffers; backward weights adds into the gradients it is given.
+struct ConvKernel {
+    enum Kind { case engine(OpaquePointer), dense, narrow, narrowInputGradient(OpaquePointer) }
+    let kind: Kind
+    let geo: ConvGeometry
+    let src: MemoryFormat, dst: MemoryFormat
+
+    /// Picks the kernel for a convolution from `src` to `dst` formats; nil if none can run it.
+    static func choose(_ geo: ConvGeometry, src: MemoryFormat, dst: MemoryFormat, bias: Bool) -> ConvKernel? {
+        if geo.isDense { return ConvKernel(kind: .dense, geo: geo, src: src, dst: dst) }
+        if src == .blocked16 && dst == .nchw && geo.o <= Int(SK_NARROW_MAX_O) && geo.isStrideOne && geo.paddingInsideKernel {
+            return ConvKernel(kind: .narrow, geo: geo, src: src, dst: dst)
+        }
+        guard let conv = geo.engineConvolution(src: src, dst: dst, bias: bias) else { return nil }
+        if src == .nchw && dst == .blocked16 && geo.c <= Int(SK_NARROW_MAX_O) && geo.isStrideOne && geo.paddingInsideKernel {
+            return ConvKernel(kind: .narrowInputGradient(conv), geo: geo, src: src, dst: dst)
+        }
+        return ConvKernel(kind: .engine(conv), geo: geo, src: src, dst: dst)
+    }
+
+    var label: String {
+        switch kind {
+        case .engine(let c), .narrowInputGradient(let c):
+            return sk_dnn_conv_algorithm(c) == SK_DNN_WINOGRAD ? "winograd" : "direct"
+        case .dense: return "dense"
+        case .narrow: return "narrow"
+        }
+    }
+
+    var detail: String { "\(geo.text) [\(label) \(src)->\(dst)]" }
+
+    /// The weights as a (O, C*H*W) matrix in the order `src` stores one image (dense kernel).
+    private func denseWeights(_ w: UnsafePointer<Float>) throws -> Tensor {
+        let (o, c, h, wd) = (geo.o, geo.c, geo.h, geo.w)
+        let t = try Tensor([Float](UnsafeBufferPointer(start: w, count: o * c * h * wd)), shape: [o, c, h, wd])
+        if h * wd == 1 { return t }
+        return try Tensor.noGrad {
+            switch src {
+            case .nchw: return t
+            case .nhwc: return try t.permute(0, 2, 3, 1)
+            case .blocked16: return try t.reshape([o, c / 16, 16, h, wd]).permute(0, 1, 3, 4, 2)
+            }
+        }
+    }
+
+    /// The inverse of denseWeights' permutation, for the weight gradient.
+    private func denseGradient(_ gd: Tensor) throws -> Tensor {
+        let (o, c, h, wd) = (geo.o, geo.c, geo.h, geo.w)
+        if h * wd == 1 { return gd }
+        return try Tensor.noGrad {
+            switch src {
+            case .nchw: return gd
+            case .nhwc: return try gd.reshape([o, h, wd, c]).permute(0, 3, 1, 2)
+            case .blocked16: return try gd.reshape([o, c / 16, h, wd, 16]).permute(0, 1, 4, 2, 3)
+            }
+        }
+    }
+
+    func forward(_ y: UnsafeMutablePointer<Float>, _ x: UnsafePointer<Float>, _ w: UnsafePointer<Float>,
+                 _ b: UnsafePointer<Float>?) throws {
+        let g = geo
+        switch kind {
+        case .engine(let conv), .narrowInputGradient(let conv):
+            let st = sk_dnn_conv_forward(conv, y, x, w, b)
+            guard st == SK_OK else { throw dnnError("conv2d \(g.text)", st) }
+        case .dense:
+            let k = g.c * g.h * g.w
+            if let b { for r in 0..<g.n { (y + r * g.o).update(from: b, count: g.o) } }
+            let wd = try denseWeights(w)
+            sk_matmul(y, x, wd.pointer, 1, Int64(g.n), Int64(k), Int64(g.o), 0, 1, 1, b == nil ? 0 : 1, 0, 0, 0)
+        case .narrow:
+            let st = sk_narrow_conv_forward(y, x, w, b, Int64(g.n), Int64(g.c), Int64(g.h), Int64(g.w), Int64(g.o),
+                                            Int64(g.kh), Int64(g.kw), Int64(g.ph), Int64(g.pw))
+            guard st == SK_OK else { throw SpaceError.shape(op: "conv2d", message: "narrow kernel rejected \(g.text) (status \(st))") }
+        }
+    }
+
+    /// dL/dx given gy, written into gx (src's format).
+    func backwardData(_ gx: UnsafeMutablePointer<Float>, _ gy: UnsafePointer<Float>, _ w: UnsafePointer<Float>) throws {
+        let g = geo
+        switch kind {
+        case .engine(let conv):
+            let st = sk_dnn_conv_backward_data(conv, gx, gy, w)
+            guard st == SK_OK else { throw dnnError("conv2d backward data \(g.text)", st) }
+        case .dense:
+            let wd = try denseWeights(w)
+            sk_matmul(gx, gy, wd.pointer, 1, Int64(g.n), Int64(g.o), Int64(g.c * g.h * g.w), 0, 0, 1, 0, 0, 0, 0)
+        case .narrow:
+            let st = sk_narrow_conv_backward(gx, nil, nil, gy, nil, w, Int64(g.n), Int64(g.c), Int64(g.h), Int64(g.w),
+                                             Int64(g.o), Int64(g.kh), Int64(g.kw), Int64(g.ph), Int64(g.pw))
+            guard st == SK_OK else { throw SpaceError.shape(op: "conv2d", message: "narrow kernel rejected \(g.text) (status \(st))") }
+        case .narrowInputGradient:
+            // dx = conv(gy, w transposed and flipped) with padding k - 1 - p: a narrow convolution from the
+            // O blocked output channels to the C input channels.
+            var wt = [Float](repeating: 0, count: g.c * g.o * g.kh * g.kw)
+            for o in 0..<g.o {
+                for c in 0..<g.c {
+                    for i in 0..<g.kh {
+                        for j in 0..<g.kw {
+                            wt[((c * g.o + o) * g.kh + (g.kh - 1 - i)) * g.kw + (g.kw - 1 - j)] = w[((o * g.c + c) * g.kh + i) * g.kw + j]
+                        }
+                    }
+                }
+            }
+            let st = sk_narrow_conv_forward(gx, gy, wt, nil, Int64(g.n), Int64(g.o), Int64(g.ho), Int64(g.wo), Int64(g.c),
+                                            Int64(g.kh), Int64(g.kw), Int64(g.kh - 1 - g.ph), Int64(g.kw - 1 - g.pw))
+            guard st == SK_OK else { throw SpaceError.shape(op: "conv2d", message: "narrow kernel rejected the input gradient of \(g.text) (status \(st))") }
+        }
+    }
+
+    /// Adds dL/dw and dL/db given gy and the forward input x.
+    func backwardWeights(_ gw: UnsafeMutablePointer<Float>?, _ gb: UnsafeMutablePointer<Float>?,
+                         _ gy: UnsafePointer<Float>, _ x: UnsafePointer<Float>) throws {
+        let g = geo
+        switch kind {
+        case .engine(let conv), .narrowInputGradient(let conv):
+            let st = sk_dnn_conv_backward_weights(conv, gw, gb, gy, x)
+            guard st == SK_OK else { throw dnnError("conv2d backward weights \(g.text)", st) }
+        case .dense:
+            let k = g.c * g.h * g.w
+            if let gw {
+                let gd = Tensor.zeros([g.o, k])
+                sk_matmul(gd.pointer, gy, x, 1, Int64(g.o), Int64(g.n), Int64(k), 1, 0, 1, 0, 0, 0, 0)
+                let ordered = try denseGradient(gd)
+                sk_accumulate(gw, ordered.pointer, Int64(ordered.count))
+            }
+            if let gb {
+                let s = Storage(count: g.o)
+                sk_sum_dim_forward(s.pointer, gy, 1, Int64(g.n), Int64(g.o))
+                for o in 0..<g.o { gb[o] += s.pointer[o] }
+            }
+        case .narrow:
+            let st = sk_narrow_conv_backward(nil, gw, gb, gy, x, nil, Int64(g.n), Int64(g.c), Int64(g.h), Int64(g.w),
+                                             Int64(g.o), Int64(g.kh), Int64(g.kw), Int64(g.ph), Int64(g.pw))
+            guard st == SK_OK else { throw SpaceError.shape(op: "conv2d", message: "narrow kernel rejected \(g.text) (status \(st))") }
+        }
+    }
+}
+
+/// conv2d (cross-correlation, groups 1, zero padding) of a batch of feature maps, the result in
+/// `outFormat`. Returns nil when no kernel here can run this description (the caller then takes the
+/// im2col engine); throws for invalid sizes or a failed run.
 ///
-/// Gradients: the input's through oneDNN's backward-data pass, the weight's and bias's through its
+/// Gradients: the input's through the kernel's backward-data pass, the weight's and bias's through its
 /// backward-weights pass, each only when needed.
 public func conv2d(_ x: FeatureMap, weight: Tensor, bias: Tensor?, stride: (Int, Int), padding: (Int, Int),
                    outFormat: MemoryFormat) throws -> FeatureMap? {
@@ -59,25 +209,19 @@ public func conv2d(_ x: FeatureMap, weight: Tensor, bias: Tensor?, stride: (Int,
     if outFormat == .blocked16 && geo.o % 16 != 0 {
         throw SpaceError.shape(op: "conv2d", message: "\(geo.o) output channels cannot be blocked by 16")
     }
-    guard let conv = geo.engineConvolution(src: x.format, dst: outFormat, bias: bias != nil) else { return nil }
-    let (ho, wo) = (geo.ho, geo.wo)
-    let out = Storage(count: geo.n * geo.o * ho * wo)
-    let status = sk_dnn_conv_forward(conv, out.pointer, x.tensor.pointer, weight.pointer, bias?.pointer)
-    guard status == SK_OK else { throw dnnError("conv2d \(geo.text)", status) }
-    let wino = sk_dnn_conv_algorithm(conv) == SK_DNN_WINOGRAD
-    let detail = "\(geo.text) [\(wino ? "winograd" : "direct") \(x.format)->\(outFormat)]"
+    guard geo.n >= 1, let kernel = ConvKernel.choose(geo, src: x.format, dst: outFormat, bias: bias != nil) else { return nil }
+    let out = Storage(count: geo.n * geo.o * geo.ho * geo.wo)
+    try kernel.forward(out.pointer, x.tensor.pointer, weight.pointer, bias?.pointer)
+    let detail = kernel.detail
     Profiler.describe(detail, flops: geo.flops, backwardFlops: 0)
     let xt = x.tensor, xShape = x.tensor.shape
     let inputs = bias.map { [xt, weight, $0] } ?? [xt, weight]
-    let shape = FeatureMap.physicalShape(outFormat, n: geo.n, c: geo.o, h: ho, w: wo)
+    let shape = FeatureMap.physicalShape(outFormat, n: geo.n, c: geo.o, h: geo.ho, w: geo.wo)
     let y = Tensor.result(shape, out, name: "conv2d", inputs: inputs) { g in
         var gx: Tensor? = nil
         if xt.requiresGrad {
             let s = Storage(count: xt.count)
-            try Profiler.section("conv2d", detail + " data", flops: geo.flops) {
-                let st = sk_dnn_conv_backward_data(conv, s.pointer, g.pointer, weight.pointer)
-                guard st == SK_OK else { throw dnnError("conv2d backward data \(geo.text)", st) }
-            }
+            try Profiler.section("conv2d", detail + " data", flops: geo.flops) { try kernel.backwardData(s.pointer, g.pointer, weight.pointer) }
             gx = Tensor(shape: xShape, storage: s)
         }
         let wantW = weight.requiresGrad, wantB = bias?.requiresGrad ?? false
@@ -86,13 +230,12 @@ public func conv2d(_ x: FeatureMap, weight: Tensor, bias: Tensor?, stride: (Int,
             let ws = wantW ? Storage(count: weight.count, repeating: 0) : nil
             let bs = wantB ? Storage(count: geo.o, repeating: 0) : nil
             try Profiler.section("conv2d", detail + " weights", flops: geo.flops) {
-                let st = sk_dnn_conv_backward_weights(conv, ws?.pointer, bs?.pointer, g.pointer, xt.pointer)
-                guard st == SK_OK else { throw dnnError("conv2d backward weights \(geo.text)", st) }
+                try kernel.backwardWeights(ws?.pointer, bs?.pointer, g.pointer, xt.pointer)
             }
             gw = ws.map { Tensor(shape: weight.shape, storage: $0) }
             gb = bs.map { Tensor(shape: [geo.o], storage: $0) }
         }
         return bias == nil ? [gx, gw] : [gx, gw, gb]
     }
-    return FeatureMap(tensor: y, format: outFormat, n: geo.n, c: geo.o, h: ho, w: wo)
+    return FeatureMap(tensor: y, format: outFormat, n: geo.n, c: geo.o, h: geo.ho, w: geo.wo)
 }

@@ -180,23 +180,21 @@ private func stageParameterGrads(_ stage: PointwiseStage, _ dgamma: Tensor?, _ d
 /// (see `shuffledChannelOrder`).
 public func pointwiseConv2d(_ z: FeatureMap, _ stage: PointwiseStage, weight: Tensor, bias: Tensor?,
                             stride: (Int, Int), padding: (Int, Int), outFormat: MemoryFormat) throws -> FeatureMap {
-    let run = try StageRun(stage, z)
+    let run = try Profiler.section("pointwise", "statistics") { try StageRun(stage, z) }
     let (n, c, h, w) = run.outputShape
     let geo = try ConvGeometry(n: n, c: c, h: h, w: w, weight: weight, bias: bias, stride: stride, padding: padding)
     if outFormat == .blocked16 && geo.o % 16 != 0 {
         throw SpaceError.shape(op: "conv2d", message: "\(geo.o) output channels cannot be blocked by 16")
     }
-    guard let conv = geo.engineConvolution(src: .blocked16, dst: outFormat, bias: bias != nil) else {
-        throw SpaceError.message("conv2d \(geo.text): the engine has no implementation for it")
+    guard let kernel = ConvKernel.choose(geo, src: .blocked16, dst: outFormat, bias: bias != nil) else {
+        throw SpaceError.message("conv2d \(geo.text): no kernel can run it on blocked input")
     }
-    let wino = sk_dnn_conv_algorithm(conv) == SK_DNN_WINOGRAD
-    let detail = "\(geo.text) [\(wino ? "winograd" : "direct") nChw16c->\(outFormat)]"
+    let detail = kernel.detail
     let out = Storage(count: geo.n * geo.o * geo.ho * geo.wo)
     do {
         let y = try Profiler.section("pointwise", run.sectionDetail) { try run.output() }
         try Profiler.section("conv2d", detail, flops: geo.flops) {
-            let st = sk_dnn_conv_forward(conv, out.pointer, y.pointer, weight.pointer, bias?.pointer)
-            guard st == SK_OK else { throw dnnError("conv2d \(geo.text)", st) }
+            try kernel.forward(out.pointer, y.pointer, weight.pointer, bias?.pointer)
         }
     }
     let params = stage.parameters
@@ -212,8 +210,7 @@ public func pointwiseConv2d(_ z: FeatureMap, _ stage: PointwiseStage, weight: Te
             let ws = wantW ? Storage(count: weight.count, repeating: 0) : nil
             let bs = wantB ? Storage(count: geo.o, repeating: 0) : nil
             try Profiler.section("conv2d", detail + " weights", flops: geo.flops) {
-                let st = sk_dnn_conv_backward_weights(conv, ws?.pointer, bs?.pointer, g.pointer, y.pointer)
-                guard st == SK_OK else { throw dnnError("conv2d backward weights \(geo.text)", st) }
+                try kernel.backwardWeights(ws?.pointer, bs?.pointer, g.pointer, y.pointer)
             }
             gw = ws.map { Tensor(shape: weight.shape, storage: $0) }
             gb = bs.map { Tensor(shape: [geo.o], storage: $0) }
@@ -222,8 +219,7 @@ public func pointwiseConv2d(_ z: FeatureMap, _ stage: PointwiseStage, weight: Te
         if z.tensor.requiresGrad || params.contains(where: { $0.requiresGrad }) {
             let dy = Storage(count: n * c * h * w)
             try Profiler.section("conv2d", detail + " data", flops: geo.flops) {
-                let st = sk_dnn_conv_backward_data(conv, dy.pointer, g.pointer, weight.pointer)
-                guard st == SK_OK else { throw dnnError("conv2d backward data \(geo.text)", st) }
+                try kernel.backwardData(dy.pointer, g.pointer, weight.pointer)
             }
             let (dz, dgamma, dbeta) = try Profiler.section("pointwise", run.sectionDetail) { try run.backward(dy.pointer) }
             stageGrads = [dz] + stageParameterGrads(stage, dgamma, dbeta)

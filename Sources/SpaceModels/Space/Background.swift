@@ -73,7 +73,7 @@ public final class SpaceBackground: Module {
         // Posterior: a recurrent pass over the K slots.
         var zMask = try zMask0.expand([b, arch.zMaskDim])
         var state = (h: try rnnMaskH.expand([b, arch.rnnMaskHiddenDim]), c: try rnnMaskC.expand([b, arch.rnnMaskHiddenDim]))
-        var zMasks: [Tensor] = [], maskPosts: [Normal] = [], masks: [Tensor] = []
+        var zMasks: [Tensor] = [], maskPosts: [Normal] = []
         for i in 0..<k {
             state = try rnnMask(Tensor.cat([zMask, xEnc], dim: 1), state: state)
             let (loc, scale) = try predictMask(state.h)
@@ -81,9 +81,17 @@ public final class SpaceBackground: Module {
             zMask = try post.rsample(noise: noise, name: "bg.z_mask.\(i)")
             zMasks.append(zMask)
             maskPosts.append(post)
-            masks.append(try maskDecoder(zMask))
         }
-        let sbp = try SpaceBackground.stickBreaking(Tensor.stack(masks, dim: 1))
+        let stacked: Tensor
+        if maskDecoder is SpaceMaskDecoder {
+            // SPACE's mask decoder treats every latent on its own (group norm, no batch statistics), so
+            // the K slots decode as one batch of K * B: fewer, larger convolutions.
+            let all = try maskDecoder(Tensor.cat(zMasks, dim: 0))
+            stacked = try all.reshape([k, b] + Array(all.shape.dropFirst())).transpose(0, 1)
+        } else {
+            stacked = try Tensor.stack(zMasks.map { try maskDecoder($0) }, dim: 1)
+        }
+        let sbp = try SpaceBackground.stickBreaking(stacked)
         let flatMasks = try sbp.reshape([b * k, 1, h, w])
 
         // Components from log-mask and image.
@@ -230,20 +238,56 @@ public final class SpaceCompDecoder: Module, ComponentDecoder {
     public static func spatialBroadcast(_ z: Tensor, width: Int, height: Int) throws -> Tensor {
         let (b, l) = (z.shape[0], z.shape[1])
         let tiled = try z.reshape([b, l, 1, 1]).expand([b, l, height, width])
+        return try Tensor.cat([tiled, coordinateGrid(width: width, height: height).expand([b, 2, height, width])], dim: 1)
+    }
+
+    /// (1, 2, height, width): x, then y, each from -1 to 1 (torch.linspace).
+    public static func coordinateGrid(width: Int, height: Int) -> Tensor {
         let xs = Tensor.linspace(-1, 1, count: width), ys = Tensor.linspace(-1, 1, count: height)
-        let coords = Tensor.zeros([2, height, width])
+        let coords = Tensor.zeros([1, 2, height, width])
         for i in 0..<height {
             for j in 0..<width {
                 coords.pointer[i * width + j] = xs.pointer[j]
                 coords.pointer[height * width + i * width + j] = ys.pointer[i]
             }
         }
-        return try Tensor.cat([tiled, coords.unsqueeze(dim: 0).expand([b, 2, height, width])], dim: 1)
+        return coords
     }
 
     public func callAsFunction(_ zComp: Tensor) throws -> Tensor {
         let (h, w) = (arch.imgShape[0], arch.imgShape[1])
+        if ChainFusion.active, let first = decoder[0] as? Conv2d, first.padding == 0 {
+            return try broadcastFirst(zComp, first, width: w + 8, height: h + 8).nchw().sigmoid()
+        }
         return try decoder(SpaceCompDecoder.spatialBroadcast(zComp, width: w + 8, height: h + 8)).sigmoid()
+    }
+
+    /// The decoder with its first convolution computed without building the broadcast input. The latent
+    /// part of that input is constant over the map and the convolution is unpadded, so every output
+    /// position sees all kh x kw taps of it: its contribution is the latent times the weights summed over
+    /// the taps, one vector per image. The coordinate part is the same for every image: one convolution
+    /// of a single map. The sum of the two is the first layer's output, exactly in real arithmetic
+    /// (float rounding differs from the direct convolution by the order of the additions).
+    func broadcastFirst(_ zComp: Tensor, _ first: Conv2d, width: Int, height: Int) throws -> FeatureMap {
+        let (b, l) = (zComp.shape[0], zComp.shape[1])
+        let o = first.outputChannels
+        let latentTaps = try first.weight.narrow(dim: 1, start: 0, length: l).sum(dims: [2, 3], keepDim: false)
+        let perImage = try linear(zComp, weight: latentTaps, bias: first.bias)  // (B, O)
+        let coords = SpaceCompDecoder.coordinateGrid(width: width, height: height)
+        let coordWeight = try first.weight.narrow(dim: 1, start: l, length: first.inputChannels - l)
+        let map = try conv2dFeatures(FeatureMap(nchw: coords), weight: coordWeight, stride: first.stride,
+                                     format: MemoryFormat.preferred(channels: o))
+        // (B, O) + (1, O, Ho, Wo), broadcast in the map's format.
+        let shape = FeatureMap.physicalShape(map.format, n: 1, c: o, h: map.h, w: map.w)
+        let vector: Tensor
+        switch map.format {
+        case .blocked16: vector = try perImage.reshape([b, o / 16, 1, 1, 16])
+        case .nchw: vector = try perImage.reshape([b, o, 1, 1])
+        case .nhwc: vector = try perImage.reshape([b, 1, 1, o])
+        }
+        let sum = try vector + map.tensor.reshape(shape)
+        let z0 = FeatureMap(tensor: sum, format: map.format, n: b, c: o, h: map.h, w: map.w)
+        return try decoder.features(z0, from: 1)
     }
 }
 
@@ -268,4 +312,10 @@ public final class SpaceCompDecoderStrong: Module, ComponentDecoder {
     public func callAsFunction(_ zComp: Tensor) throws -> Tensor {
         try dec(zComp.reshape([zComp.shape[0], zComp.shape[1], 1, 1])).sigmoid()
     }
+}
+
+/// conv2d without bias between feature maps, on the engine when it can, else on NCHW.
+func conv2dFeatures(_ x: FeatureMap, weight: Tensor, stride: Int, format: MemoryFormat) throws -> FeatureMap {
+    if let y = try conv2d(x, weight: weight, bias: nil, stride: (stride, stride), padding: (0, 0), outFormat: format) { return y }
+    return try FeatureMap(nchw: conv2d(x.nchw(), weight: weight, bias: nil, stride: stride, padding: 0))
 }
