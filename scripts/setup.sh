@@ -1,10 +1,10 @@
 #!/usr/bin/env bash
 # Installs what Space needs on a Debian machine, idempotently: the system libraries the package links
-# (OpenBLAS, libyaml, libpng), GoogleTest and CMake for the C kernel tests. Swift itself is expected at
-# /opt/swift or on PATH.
+# (OpenBLAS, oneDNN, libyaml, libpng), GoogleTest and CMake for the C kernel tests. Swift itself is
+# expected at /opt/swift or on PATH.
 set -euo pipefail
 
-packages=(libopenblas-dev libyaml-dev libpng-dev libgtest-dev cmake pkg-config)
+packages=(libopenblas-dev libdnnl-dev libyaml-dev libpng-dev libgtest-dev cmake pkg-config)
 missing=()
 for p in "${packages[@]}"; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

@@ -75,15 +75,16 @@ typedef struct {
     dnnl_memory_t user;        // our format; its handle is set at each call
     dnnl_memory_t prim;        // the primitive's format: `user` itself when the formats agree
     dnnl_primitive_t reorder;  // user -> prim for inputs, prim -> user for outputs; NULL when they agree
-    int owned_prim;
+    size_t prim_bytes;         // the primitive-format buffer, borrowed from the arena for one call
+    void *buffer;
 } bridge;
 
 static int bridge_make(bridge *b, const dnnl_memory_desc_t *user_md, const dnnl_memory_desc_t *prim_md, int input) {
     memset(b, 0, sizeof *b);
     TRY(dnnl_memory_create(&b->user, user_md, engine, DNNL_MEMORY_NONE), "memory");
     if (dnnl_memory_desc_equal(user_md, prim_md)) { b->prim = b->user; return SK_OK; }
-    TRY(dnnl_memory_create(&b->prim, prim_md, engine, DNNL_MEMORY_ALLOCATE), "memory");
-    b->owned_prim = 1;
+    TRY(dnnl_memory_create(&b->prim, prim_md, engine, DNNL_MEMORY_NONE), "memory");
+    b->prim_bytes = dnnl_memory_desc_get_size(prim_md);
     dnnl_primitive_desc_t pd;
     if (input) TRY(dnnl_reorder_primitive_desc_create(&pd, user_md, engine, prim_md, engine, NULL), "reorder");
     else TRY(dnnl_reorder_primitive_desc_create(&pd, prim_md, engine, user_md, engine, NULL), "reorder");
@@ -93,28 +94,39 @@ static int bridge_make(bridge *b, const dnnl_memory_desc_t *user_md, const dnnl_
     return SK_OK;
 }
 
+// Borrows the primitive-format buffer (when the formats differ) for this call.
+static int bridge_acquire(bridge *b) {
+    if (!b->reorder || b->buffer) return SK_OK;
+    b->buffer = sk_mem_alloc(b->prim_bytes);
+    if (!b->buffer) return fail("bridge buffer", dnnl_out_of_memory);
+    TRY(dnnl_memory_set_data_handle(b->prim, b->buffer), "memory");
+    return SK_OK;
+}
+
+static void bridge_release(bridge *b) {
+    if (b->buffer) { sk_mem_free(b->buffer, b->prim_bytes); b->buffer = NULL; }
+}
+
 // Points the bridge at `data` and, for an input, moves it into the primitive's format.
 static int bridge_in(bridge *b, const void *data) {
     TRY(dnnl_memory_set_data_handle(b->user, (void *)data), "memory");
     if (!b->reorder) return SK_OK;
+    int st = bridge_acquire(b);
+    if (st != SK_OK) return st;
     dnnl_exec_arg_t args[2] = {{DNNL_ARG_FROM, b->user}, {DNNL_ARG_TO, b->prim}};
     TRY(dnnl_primitive_execute(b->reorder, stream, 2, args), "reorder");
     return SK_OK;
 }
 
-// After a primitive wrote the bridge's memory: moves it into the user buffer.
+// After a primitive wrote the bridge's memory: moves it into the user buffer and returns the buffer.
 static int bridge_out(bridge *b) {
     if (!b->reorder) return SK_OK;
     dnnl_exec_arg_t args[2] = {{DNNL_ARG_FROM, b->prim}, {DNNL_ARG_TO, b->user}};
-    TRY(dnnl_primitive_execute(b->reorder, stream, 2, args), "reorder");
+    dnnl_status_t s = dnnl_primitive_execute(b->reorder, stream, 2, args);
+    if (s == dnnl_success) s = dnnl_stream_wait(stream);
+    bridge_release(b);
+    TRY(s, "reorder");
     return SK_OK;
-}
-
-static void bridge_free(bridge *b) {
-    if (b->reorder) dnnl_primitive_destroy(b->reorder);
-    if (b->owned_prim) dnnl_memory_destroy(b->prim);
-    if (b->user) dnnl_memory_destroy(b->user);
-    memset(b, 0, sizeof *b);
 }
 
 // ------------------------------------------------------------------------------------------------
@@ -139,7 +151,51 @@ struct sk_dnn_conv {
     bridge w_src, w_ddst, w_dwei, w_dbias;        // backward weights
     float *gw_tmp, *gb_tmp;                       // weight and bias gradients in OIHW / (O), before adding
     char impl[3][64];
+    // Scratch memory the primitives need, per pass: taken from the tensor arena for the duration of a
+    // call (oneDNN's own scratchpad would keep the largest one resident for the life of the process).
+    dnnl_memory_t scratch[3];
+    size_t scratch_bytes[3];
 };
+
+static dnnl_primitive_attr_t scratch_attr;
+static pthread_once_t scratch_attr_once = PTHREAD_ONCE_INIT;
+static void make_scratch_attr(void) {
+    if (dnnl_primitive_attr_create(&scratch_attr) != dnnl_success) { scratch_attr = NULL; return; }
+    if (dnnl_primitive_attr_set_scratchpad_mode(scratch_attr, dnnl_scratchpad_mode_user) != dnnl_success) {
+        dnnl_primitive_attr_destroy(scratch_attr);
+        scratch_attr = NULL;
+    }
+}
+static const_dnnl_primitive_attr_t user_scratchpad_attr(void) {
+    pthread_once(&scratch_attr_once, make_scratch_attr);
+    return scratch_attr;
+}
+
+// Records the scratch a pass's primitive descriptor asks for.
+static int prepare_scratch(sk_dnn_conv *c, int pass, const_dnnl_primitive_desc_t pd) {
+    const dnnl_memory_desc_t *md = dnnl_primitive_desc_query_md(pd, dnnl_query_scratchpad_md, 0);
+    c->scratch_bytes[pass] = md ? dnnl_memory_desc_get_size(md) : 0;
+    if (c->scratch_bytes[pass] == 0) return SK_OK;
+    TRY(dnnl_memory_create(&c->scratch[pass], md, engine, DNNL_MEMORY_NONE), "scratchpad");
+    return SK_OK;
+}
+
+// Runs a primitive with its scratch borrowed from the arena.
+static dnnl_status_t execute_with_scratch(sk_dnn_conv *c, int pass, dnnl_primitive_t p, int nargs, dnnl_exec_arg_t *args) {
+    void *buffer = NULL;
+    if (c->scratch_bytes[pass] > 0) {
+        buffer = sk_mem_alloc(c->scratch_bytes[pass]);
+        if (!buffer) return dnnl_out_of_memory;
+        dnnl_memory_set_data_handle(c->scratch[pass], buffer);
+        args[nargs].arg = DNNL_ARG_SCRATCHPAD;
+        args[nargs].memory = c->scratch[pass];
+        nargs++;
+    }
+    dnnl_status_t s = dnnl_primitive_execute(p, stream, nargs, args);
+    if (s == dnnl_success) s = dnnl_stream_wait(stream);
+    if (buffer) sk_mem_free(buffer, c->scratch_bytes[pass]);
+    return s;
+}
 
 static struct {
     pthread_mutex_t lock;
@@ -166,7 +222,7 @@ static int make_forward(sk_dnn_conv *c, dnnl_alg_kind_t alg) {
     TRY(dnnl_memory_desc_init_by_tag(&any_b, 1, bd, dnnl_f32, dnnl_format_tag_any), "bias");
     TRY(dnnl_convolution_forward_desc_init(&c->fwd_desc, dnnl_forward_training, alg, &c->any_src, &any_w,
                                            k->has_bias ? &any_b : NULL, &c->any_dst, strides, pl, pr), "convolution");
-    TRY(dnnl_primitive_desc_create(&c->fwd_pd, &c->fwd_desc, NULL, engine, NULL), "convolution");
+    TRY(dnnl_primitive_desc_create(&c->fwd_pd, &c->fwd_desc, user_scratchpad_attr(), engine, NULL), "convolution");
     return SK_OK;
 }
 
@@ -262,6 +318,7 @@ static int prepare_forward(sk_dnn_conv *c) {
     if ((st = bridge_make(&c->f_wei, &c->wei_md, pd_md(pd, dnnl_query_weights_md, 0), 1)) != SK_OK) return st;
     if (c->key.has_bias && (st = bridge_make(&c->f_bias, &c->bias_md, pd_md(pd, dnnl_query_weights_md, 1), 1)) != SK_OK) return st;
     if ((st = bridge_make(&c->f_dst, &c->dst_md, pd_md(pd, dnnl_query_dst_md, 0), 0)) != SK_OK) return st;
+    if ((st = prepare_scratch(c, 0, pd)) != SK_OK) return st;
     TRY(dnnl_primitive_create(&c->fwd, pd), "convolution forward");
     record_impl(c, 0, pd);
     return SK_OK;
@@ -276,14 +333,15 @@ int sk_dnn_conv_forward(sk_dnn_conv *c, float *y, const float *x, const float *w
     if (st == SK_OK) st = bridge_in(&c->f_src, x);
     if (st == SK_OK) st = bridge_in(&c->f_wei, w);
     if (st == SK_OK && c->key.has_bias) st = bridge_in(&c->f_bias, b);
+    if (st == SK_OK) st = bridge_acquire(&c->f_dst);
     if (st == SK_OK) {
         dnnl_memory_set_data_handle(c->f_dst.user, y);
-        dnnl_exec_arg_t args[4] = {{DNNL_ARG_SRC, c->f_src.prim}, {DNNL_ARG_WEIGHTS, c->f_wei.prim},
+        dnnl_exec_arg_t args[5] = {{DNNL_ARG_SRC, c->f_src.prim}, {DNNL_ARG_WEIGHTS, c->f_wei.prim},
                                    {DNNL_ARG_DST, c->f_dst.prim}, {DNNL_ARG_BIAS, c->key.has_bias ? c->f_bias.prim : NULL}};
-        dnnl_status_t s = dnnl_primitive_execute(c->fwd, stream, c->key.has_bias ? 4 : 3, args);
+        dnnl_status_t s = execute_with_scratch(c, 0, c->fwd, c->key.has_bias ? 4 : 3, args);
         st = s == dnnl_success ? bridge_out(&c->f_dst) : fail("convolution forward", s);
-        if (st == SK_OK) { s = dnnl_stream_wait(stream); if (s != dnnl_success) st = fail("stream", s); }
     }
+    bridge_release(&c->f_src); bridge_release(&c->f_wei); bridge_release(&c->f_bias); bridge_release(&c->f_dst);
     pthread_mutex_unlock(&c->lock);
     return st;
 }
@@ -306,7 +364,7 @@ static int prepare_backward_data(sk_dnn_conv *c) {
     dnnl_alg_kind_t alg = c->alg == SK_DNN_WINOGRAD ? dnnl_convolution_winograd : dnnl_convolution_direct;
     TRY(dnnl_convolution_backward_data_desc_init(&d, alg, &c->any_src, &any_w, &c->any_dst, strides, pl, pr), "convolution backward data");
     dnnl_primitive_desc_t pd;
-    TRY(dnnl_primitive_desc_create(&pd, &d, NULL, engine, c->fwd_pd), "convolution backward data");
+    TRY(dnnl_primitive_desc_create(&pd, &d, user_scratchpad_attr(), engine, c->fwd_pd), "convolution backward data");
     int st;
     if ((st = bridge_make(&c->d_dsrc, &c->src_md, pd_md(pd, dnnl_query_diff_src_md, 0), 0)) != SK_OK
         || (st = bridge_make(&c->d_wei, &c->wei_md, pd_md(pd, dnnl_query_weights_md, 0), 1)) != SK_OK
@@ -314,6 +372,7 @@ static int prepare_backward_data(sk_dnn_conv *c) {
         dnnl_primitive_desc_destroy(pd);
         return st;
     }
+    if ((st = prepare_scratch(c, 1, pd)) != SK_OK) { dnnl_primitive_desc_destroy(pd); return st; }
     dnnl_status_t s = dnnl_primitive_create(&c->bwd_data, pd);
     record_impl(c, 1, pd);
     dnnl_primitive_desc_destroy(pd);
@@ -329,14 +388,15 @@ int sk_dnn_conv_backward_data(sk_dnn_conv *c, float *gx, const float *gy, const 
     if (st == SK_OK) st = prepare_backward_data(c);
     if (st == SK_OK) st = bridge_in(&c->d_ddst, gy);
     if (st == SK_OK) st = bridge_in(&c->d_wei, w);
+    if (st == SK_OK) st = bridge_acquire(&c->d_dsrc);
     if (st == SK_OK) {
         dnnl_memory_set_data_handle(c->d_dsrc.user, gx);
-        dnnl_exec_arg_t args[3] = {{DNNL_ARG_DIFF_DST, c->d_ddst.prim}, {DNNL_ARG_WEIGHTS, c->d_wei.prim},
+        dnnl_exec_arg_t args[4] = {{DNNL_ARG_DIFF_DST, c->d_ddst.prim}, {DNNL_ARG_WEIGHTS, c->d_wei.prim},
                                    {DNNL_ARG_DIFF_SRC, c->d_dsrc.prim}};
-        dnnl_status_t s = dnnl_primitive_execute(c->bwd_data, stream, 3, args);
+        dnnl_status_t s = execute_with_scratch(c, 1, c->bwd_data, 3, args);
         st = s == dnnl_success ? bridge_out(&c->d_dsrc) : fail("convolution backward data", s);
-        if (st == SK_OK) { s = dnnl_stream_wait(stream); if (s != dnnl_success) st = fail("stream", s); }
     }
+    bridge_release(&c->d_ddst); bridge_release(&c->d_wei); bridge_release(&c->d_dsrc);
     pthread_mutex_unlock(&c->lock);
     return st;
 }
@@ -355,7 +415,7 @@ static int prepare_backward_weights(sk_dnn_conv *c) {
     TRY(dnnl_convolution_backward_weights_desc_init(&d, alg, &c->any_src, &any_w, k->has_bias ? &any_b : NULL,
                                                     &c->any_dst, strides, pl, pr), "convolution backward weights");
     dnnl_primitive_desc_t pd;
-    TRY(dnnl_primitive_desc_create(&pd, &d, NULL, engine, c->fwd_pd), "convolution backward weights");
+    TRY(dnnl_primitive_desc_create(&pd, &d, user_scratchpad_attr(), engine, c->fwd_pd), "convolution backward weights");
     int st;
     if ((st = bridge_make(&c->w_src, &c->src_md, pd_md(pd, dnnl_query_src_md, 0), 1)) != SK_OK
         || (st = bridge_make(&c->w_ddst, &c->dst_md, pd_md(pd, dnnl_query_diff_dst_md, 0), 1)) != SK_OK
@@ -367,6 +427,7 @@ static int prepare_backward_weights(sk_dnn_conv *c) {
     c->gw_tmp = malloc(sizeof(float) * (size_t)(k->O * k->C * k->kh * k->kw));
     c->gb_tmp = malloc(sizeof(float) * (size_t)k->O);
     if (!c->gw_tmp || !c->gb_tmp) { dnnl_primitive_desc_destroy(pd); return fail("convolution backward weights", dnnl_out_of_memory); }
+    if ((st = prepare_scratch(c, 2, pd)) != SK_OK) { dnnl_primitive_desc_destroy(pd); return st; }
     dnnl_status_t s = dnnl_primitive_create(&c->bwd_weights, pd);
     record_impl(c, 2, pd);
     dnnl_primitive_desc_destroy(pd);
@@ -383,23 +444,25 @@ int sk_dnn_conv_backward_weights(sk_dnn_conv *c, float *gw, float *gb, const flo
     if (st == SK_OK) st = prepare_backward_weights(c);
     if (st == SK_OK) st = bridge_in(&c->w_src, x);
     if (st == SK_OK) st = bridge_in(&c->w_ddst, gy);
+    if (st == SK_OK) st = bridge_acquire(&c->w_dwei);
+    if (st == SK_OK) st = bridge_acquire(&c->w_dbias);
     if (st == SK_OK) {
         const conv_key *k = &c->key;
         dnnl_memory_set_data_handle(c->w_dwei.user, c->gw_tmp);
         if (k->has_bias) dnnl_memory_set_data_handle(c->w_dbias.user, c->gb_tmp);
-        dnnl_exec_arg_t args[4] = {{DNNL_ARG_SRC, c->w_src.prim}, {DNNL_ARG_DIFF_DST, c->w_ddst.prim},
+        dnnl_exec_arg_t args[5] = {{DNNL_ARG_SRC, c->w_src.prim}, {DNNL_ARG_DIFF_DST, c->w_ddst.prim},
                                    {DNNL_ARG_DIFF_WEIGHTS, c->w_dwei.prim},
                                    {DNNL_ARG_DIFF_BIAS, k->has_bias ? c->w_dbias.prim : NULL}};
-        dnnl_status_t s = dnnl_primitive_execute(c->bwd_weights, stream, k->has_bias ? 4 : 3, args);
+        dnnl_status_t s = execute_with_scratch(c, 2, c->bwd_weights, k->has_bias ? 4 : 3, args);
         st = s == dnnl_success ? bridge_out(&c->w_dwei) : fail("convolution backward weights", s);
         if (st == SK_OK && k->has_bias) st = bridge_out(&c->w_dbias);
-        if (st == SK_OK) { s = dnnl_stream_wait(stream); if (s != dnnl_success) st = fail("stream", s); }
         if (st == SK_OK) {
             int64_t nw = k->O * k->C * k->kh * k->kw;
             if (gw) for (int64_t i = 0; i < nw; i++) gw[i] += c->gw_tmp[i];
             if (gb && k->has_bias) for (int64_t i = 0; i < k->O; i++) gb[i] += c->gb_tmp[i];
         }
     }
+    bridge_release(&c->w_src); bridge_release(&c->w_ddst); bridge_release(&c->w_dwei); bridge_release(&c->w_dbias);
     pthread_mutex_unlock(&c->lock);
     return st;
 }

@@ -166,3 +166,4 @@ void sk_mem_reset_peak(void) {
     arena.peak = arena.live;
     pthread_mutex_unlock(&arena.lock);
 }
+

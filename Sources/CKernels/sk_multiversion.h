@@ -22,7 +22,6 @@
 #  else
 #    pragma GCC push_options
 #    pragma GCC target("avx512f,avx512bw,avx512dq,avx512vl,avx2,fma,bmi2,f16c")
-#    pragma GCC optimize("prefer-vector-width=512")
 #  endif
 #  include SK_BODY
 #  if defined(__clang__)

@@ -214,7 +214,8 @@ final class EventFileTests: XCTestCase {
         let defaults = try makeGrid(images: [batch])
         XCTAssertEqual(defaults.shape, [3, 1 + 2 + 2, 4 * (2 + 2) + 2])
         XCTAssertEqual(try makeGrid(images: [batch], padding: 0, padValue: 9).array.contains(9), false)
-        XCTAssertEqual(try makeGrid(images: [batch], columns: 1, padding: 2, padValue: 0.5).pointer[0], 0.5)
+        let padded = try makeGrid(images: [batch], columns: 1, padding: 2, padValue: 0.5)  // kept alive while read
+        XCTAssertEqual(padded.pointer[0], 0.5)
 
         // One image comes back as it is; one-channel images become RGB.
         XCTAssertEqual(try makeGrid(images: [extra]).array, extra.array)

@@ -50,7 +50,7 @@ struct BenchStep: ParsableCommand {
 
         var phases: [String: [Double]] = [:]
         var totals: [Double] = [], allocated: [Int] = [], cpuTimes: [Double] = []
-        var peakLive = 0
+        var peakLive = 0, liveAfterForward = 0
         var stealStart = MachineLoad.read()
         for i in 0...steps {
             if i == 1 { stealStart = MachineLoad.read() }
@@ -70,6 +70,7 @@ struct BenchStep: ParsableCommand {
             case .train:
                 let out = try model(x, globalStep: globalStep, noise: noise)
                 lap("forward")
+                liveAfterForward = TensorMemory.stats.live
                 try out.loss.backward()
                 lap("backward")
                 clipGradNorm(all, maxNorm: 1)
@@ -111,8 +112,8 @@ struct BenchStep: ParsableCommand {
         say("median: " + phaseNames.map { String(format: "%@ %.3f s", $0, median(phases[$0]!)) }.joined(separator: ", ")
             + String(format: ", step %.3f s (%.1f frames/s)", med, fps))
         let mem = TensorMemory.stats
-        say(String(format: "peak resident memory: %.2f GB (tensors: at most %.2f GB live at once in a step; arena high-water %.2f GB)",
-                    Double(peak) / 1e9, Double(peakLive) / 1e9, Double(mem.arena) / 1e9))
+        say(String(format: "peak resident memory: %.2f GB (tensors: at most %.2f GB live at once in a step, %.2f GB after the forward pass; arena high-water %.2f GB)",
+                    Double(peak) / 1e9, Double(peakLive) / 1e9, Double(liveAfterForward) / 1e9, Double(mem.arena) / 1e9))
         say(String(format: "process cpu time per step: median %.2f s; cpu time stolen by the hypervisor during the timed steps: %.0f%%",
                     median(cpuTimes), 100 * stolen)
             + (stolen > 0.05 ? " (the machine is shared: wall times are inflated)" : ""))

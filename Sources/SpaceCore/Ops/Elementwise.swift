@@ -95,10 +95,16 @@ extension Tensor {
         let out = Storage(count: count)
         let opCode = Int32(op.rawValue)
         sk_unary_forward(out.pointer, pointer, Int64(count), opCode, param)
-        let x = self
+        // Keep for backward only what the derivative reads: the output for exp, sigmoid, tanh, sqrt and
+        // reciprocal, the input for the others (both for CELU / ELU), so the graph holds no dead tensor.
+        let fromOutput: Set<sk_unary_op> = [SK_EXP, SK_SIGMOID, SK_TANH, SK_SQRT, SK_RECIPROCAL]
+        let both: Set<sk_unary_op> = [SK_CELU, SK_ELU]
+        let x: Tensor? = fromOutput.contains(op) && !both.contains(op) ? nil : self
+        let y: Storage? = fromOutput.contains(op) || both.contains(op) ? out : nil
+        let (n, inShape) = (count, shape)
         return Tensor.result(shape, out, name: name, inputs: [self]) { g in
-            let gx = Tensor.zeros(x.shape)
-            sk_unary_backward(gx.pointer, g.pointer, x.pointer, out.pointer, Int64(x.count), opCode, param)
+            let gx = Tensor.zeros(inShape)
+            sk_unary_backward(gx.pointer, g.pointer, x?.pointer, y?.pointer, Int64(n), opCode, param)
             return [gx]
         }
     }

@@ -19,7 +19,7 @@ struct ConvGeometry {
     init(n: Int, c: Int, h: Int, w: Int, weight: Tensor, bias: Tensor?, stride: (Int, Int), padding: (Int, Int)) throws {
         let (sh, sw) = stride, (ph, pw) = padding
         func describe() -> String {
-            "input (\(n), \(c), \(h), \(w)), weight \(shapeString(weight.shape))"
+            "input \(shapeString([n, c, h, w])), weight \(shapeString(weight.shape))"
                 + (bias.map { ", bias \(shapeString($0.shape))" } ?? "") + ", stride (\(sh), \(sw)), padding (\(ph), \(pw))"
         }
         guard sh >= 1, sw >= 1, ph >= 0, pw >= 0 else {

@@ -189,25 +189,47 @@ public final class SpaceImageEncoderFg: Module, ForegroundImageEncoder {
         offset = off
     }
 
-    public func callAsFunction(_ x: Tensor, tau: Float, noise: NoiseSource) throws -> CellLatents {
-        let g = arch.G
+    /// The four heads' outputs (z_scale, z_shift, z_pres, z_depth parameters), each (B, D, G, G).
+    func heads(_ x: Tensor) throws -> (scale: Tensor, shift: Tensor, pres: Tensor, depth: Tensor) {
+        let nets = [zScaleNet, zShiftNet, zPresNet, zDepthNet]
+        if ChainFusion.active, nets.allSatisfy({ $0.kernelSize == 1 && $0.stride == 1 && $0.padding == 0 && $0.bias != nil }) {
+            // The trunk on blocked feature maps (the lateral branch and the concatenation included), its
+            // last CELU + GroupNorm fused with one 1x1 convolution holding all four heads' filters.
+            let imgEnc = try enc.features(FeatureMap(nchw: x))
+            let lateral = try encLat.features(imgEnc)
+            if imgEnc.format == .blocked16 && lateral.format == .blocked16 {
+                let joined = FeatureMap(tensor: try Tensor.cat([imgEnc.tensor, lateral.tensor], dim: 1), format: .blocked16,
+                                        n: imgEnc.n, c: imgEnc.c + lateral.c, h: imgEnc.h, w: imgEnc.w)
+                let weight = try Tensor.cat(nets.map { $0.weight }, dim: 0)
+                let bias = try Tensor.cat(nets.map { $0.bias! }, dim: 0)
+                let out = try encCat.features(joined, head: ConvolutionSpec(weight: weight, bias: bias, module: zScaleNet)).nchw()
+                let parts = try out.split(sizes: nets.map { $0.outputChannels }, dim: 1)
+                return (parts[0], parts[1], parts[2], parts[3])
+            }
+        }
         let imgEnc = try enc(x)
         let lateral = try encLat(imgEnc)
         let catEnc = try encCat(Tensor.cat([imgEnc, lateral], dim: 1))
+        return (try zScaleNet(catEnc), try zShiftNet(catEnc), try zPresNet(catEnc), try zDepthNet(catEnc))
+    }
 
-        let zPresLogits = try cellsLast(zPresNet(catEnc).tanh() * 8.8)
+    public func callAsFunction(_ x: Tensor, tau: Float, noise: NoiseSource) throws -> CellLatents {
+        let g = arch.G
+        let h = try heads(x)
+
+        let zPresLogits = try cellsLast(h.pres.tanh() * 8.8)
         let zPresPost = NumericalRelaxedBernoulli(logits: zPresLogits, temperature: tau)
         let zPres = try zPresPost.rsample(noise: noise, name: "fg.z_pres").sigmoid()
 
-        let depth = try zDepthNet(catEnc).chunk(2, dim: 1)
+        let depth = try h.depth.chunk(2, dim: 1)
         let zDepthPost = try Normal(loc: cellsLast(depth[0]), scale: cellsLast(depth[1]).softplus())
         let zDepth = try zDepthPost.rsample(noise: noise, name: "fg.z_depth")
 
-        let scale = try zScaleNet(catEnc).chunk(2, dim: 1)
+        let scale = try h.scale.chunk(2, dim: 1)
         let zScalePost = try Normal(loc: cellsLast(scale[0]), scale: cellsLast(scale[1].softplus() + 1e-15))
         let zScale = try zScalePost.rsample(noise: noise, name: "fg.z_scale").sigmoid()
 
-        let shift = try zShiftNet(catEnc).chunk(2, dim: 1)
+        let shift = try h.shift.chunk(2, dim: 1)
         let zShiftPost = try Normal(loc: cellsLast(shift[0]), scale: cellsLast(shift[1].softplus()))
         let zShiftLocal = try zShiftPost.rsample(noise: noise, name: "fg.z_shift")
         // Local shift in (-1, 1) around each cell centre, mapped to image coordinates in (-1, 1).
