@@ -215,12 +215,12 @@ static void forward_image(float *out, float *lse, const float *values, const flo
                 float scale = 1.0f, e;
                 if (imp > m[p]) {
                     // New max: rescale what was summed so far by exp(m_old - m_new); this cell gets exp(0).
-                    scale = expf(m[p] - imp);
+                    scale = sk_fast_expf(m[p] - imp);
                     e = 1.0f;
                     m[p] = imp;
                     d[p] = d[p] * scale + 1.0f;
                 } else {
-                    e = expf(imp - m[p]);
+                    e = sk_fast_expf(imp - m[p]);
                     d[p] += e;
                 }
                 float *o = out + p;
@@ -312,7 +312,7 @@ static void backward_image(float *gvalues, float *gimportance, float *gsummed, f
                 const float nw = wxw * wyn, ne = wxe * wyn, sw = wxw * wys, se = wxe * wys;
                 const int64_t p = i * W + j;
                 // Softmax weight of this cell at p, and the values' gradients.
-                const float w = expf(SK_BILINEAR(q, Wp, nw, ne, sw, se) - lse[p]);
+                const float w = sk_fast_expf(SK_BILINEAR(q, Wp, nw, ne, sw, se) - lse[p]);
                 float gix = 0.0f, giy = 0.0f, gv = 0.0f;
                 for (int64_t c = 0; c < Cv; c++) {
                     const float *qc = q + (1 + c) * P;

@@ -64,9 +64,8 @@ static void run_parts(void *arg) {
 
 void sk_pool_run(int parts, sk_pool_fn fn, void *ctx) {
     if (parts < 1) return;
-    int threads = sk_pool_threads();
-    if (parts > threads) parts = threads;
     if (parts == 1) { fn(ctx, 0, 1); return; }
+    int threads = sk_pool_threads();
     pool_job job = {fn, ctx, parts};
-    GOMP_parallel(run_parts, &job, (unsigned)parts, 0);
+    GOMP_parallel(run_parts, &job, (unsigned)(parts < threads ? parts : threads), 0);
 }

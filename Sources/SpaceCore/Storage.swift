@@ -58,3 +58,19 @@ public enum TensorMemory {
 
     public static func resetPeak() { sk_mem_reset_peak() }
 }
+
+/// Scratch memory from the tensor arena for a kernel's own arrays (statistics, partial sums): reused
+/// pages instead of fresh, zeroed allocations on every call. Uninitialised.
+final class ScratchBuffer<Element> {
+    let count: Int
+    let pointer: UnsafeMutablePointer<Element>
+
+    init(count: Int) {
+        self.count = count
+        let bytes = Swift.max(count, 1) * MemoryLayout<Element>.stride
+        guard let raw = sk_mem_alloc(bytes) else { fatalError("out of memory: \(bytes) bytes of kernel scratch") }
+        pointer = raw.bindMemory(to: Element.self, capacity: Swift.max(count, 1))
+    }
+
+    deinit { sk_mem_free(pointer, Swift.max(count, 1) * MemoryLayout<Element>.stride) }
+}

@@ -20,7 +20,8 @@ int sk_pool_threads(void);
 void sk_pool_set_threads(int n);
 #define SK_POOL_MAX_THREADS 64
 
-// Runs fn over `parts` parts (clamped to [1, sk_pool_threads()]) and waits for all of them.
+// Runs fn over `parts` parts and waits for all of them: min(parts, sk_pool_threads()) threads, each
+// taking the parts congruent to its number.
 void sk_pool_run(int parts, sk_pool_fn fn, void *ctx);
 
 // The slice [*lo, *hi) of [0, n) that part `part` of `parts` takes: contiguous and balanced.

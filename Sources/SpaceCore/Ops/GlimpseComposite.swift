@@ -100,13 +100,11 @@ public func compositeGlimpses(weighted values: Tensor, importance: Tensor, summe
 private struct CompositeSizes {
     let g2: Int, cv: Int, cs: Int, hg: Int, wg: Int, h: Int, w: Int
 
-    static let cores = ProcessInfo.processInfo.activeProcessorCount
-
     /// Runs `kernel` on contiguous ranges of the images, one per core (images are independent in both
     /// directions: forward writes only its images' canvases, backward only their cells' gradients), and
     /// throws if any range reports a bad status.
     func run(images: Int, _ kernel: (Range<Int>) -> Int32) throws {
-        let threads = Swift.max(1, Swift.min(CompositeSizes.cores, images))
+        let threads = Swift.max(1, Swift.min(KernelThreads.count, images))
         let ranges = (0..<threads).map { t in (images * t / threads)..<(images * (t + 1) / threads) }.filter { !$0.isEmpty }
         let status = UnsafeMutablePointer<Int32>.allocate(capacity: Swift.max(ranges.count, 1))
         defer { status.deallocate() }
@@ -114,7 +112,7 @@ private struct CompositeSizes {
         if ranges.count == 1 {
             status[0] = kernel(ranges[0])
         } else if ranges.count > 1 {
-            DispatchQueue.concurrentPerform(iterations: ranges.count) { t in status[t] = kernel(ranges[t]) }
+            KernelThreads.run(parts: ranges.count) { t, _ in status[t] = kernel(ranges[t]) }
         }
         for t in 0..<ranges.count where status[t] != SK_OK {
             throw SpaceError.argument(op: "composite_glimpses", message: "kernel status \(status[t]) for G2 = \(g2), Cv = \(cv), "

@@ -26,13 +26,13 @@ private func normThreads(_ total: Int, work: Int) -> Int {
     Swift.max(1, Swift.min(normCores, total, work / (1 << 16)))
 }
 
-private let normCores = ProcessInfo.processInfo.activeProcessorCount
+private var normCores: Int { KernelThreads.count }
 
 /// Runs `body(t, range)` for `threads` contiguous chunks of 0..<total, concurrently.
 private func normChunks(_ total: Int, threads: Int, _ body: (Int, Range<Int>) -> Void) {
     if threads <= 1 { body(0, 0..<total); return }
-    DispatchQueue.concurrentPerform(iterations: threads) { t in
-        body(t, (total * t / threads)..<(total * (t + 1) / threads))
+    KernelThreads.run(parts: threads) { t, parts in
+        body(t, KernelThreads.slice(total, part: t, parts: parts))
     }
 }
 

@@ -93,10 +93,9 @@ final class StageRun {
         let nc = z.n * Int(desc.C)
         mean = Storage(count: nc); rstd = Storage(count: nc); scale = Storage(count: nc); shift = Storage(count: nc)
         let needsSums = desc.norm == SK_NORM_GROUP || (desc.norm == SK_NORM_BATCH && desc.training != 0)
-        var sum: [Double] = [], sumsq: [Double] = []
+        let sum = ScratchBuffer<Double>(count: needsSums ? nc : 0), sumsq = ScratchBuffer<Double>(count: needsSums ? nc : 0)
         if needsSums {
-            sum = [Double](repeating: 0, count: nc); sumsq = [Double](repeating: 0, count: nc)
-            let st = sk_pw_stats(&desc, &sum, &sumsq, z.tensor.pointer)
+            let st = sk_pw_stats(&desc, sum.pointer, sumsq.pointer, z.tensor.pointer)
             guard st == SK_OK else { throw SpaceError.argument(op: "pointwise", message: "statistics failed (status \(st))") }
         }
         var runningMean: UnsafeMutablePointer<Float>? = nil, runningVar: UnsafeMutablePointer<Float>? = nil
@@ -104,12 +103,9 @@ final class StageRun {
             runningMean = bn.runningMean.pointer; runningVar = bn.runningVar.pointer
             if bn.training { bn.numBatchesTracked.values[0] += 1 }
         }
-        let st = sum.withUnsafeBufferPointer { s in
-            sumsq.withUnsafeBufferPointer { q in
-                sk_pw_finish(&desc, mean.pointer, rstd.pointer, scale.pointer, shift.pointer, s.baseAddress, q.baseAddress,
-                             stage.norm?.weight?.pointer, stage.norm?.bias?.pointer, runningMean, runningVar)
-            }
-        }
+        let st = sk_pw_finish(&desc, mean.pointer, rstd.pointer, scale.pointer, shift.pointer,
+                              needsSums ? sum.pointer : nil, needsSums ? sumsq.pointer : nil,
+                              stage.norm?.weight?.pointer, stage.norm?.bias?.pointer, runningMean, runningVar)
         guard st == SK_OK else { throw SpaceError.argument(op: "pointwise", message: "statistics failed (status \(st))") }
     }
 
@@ -126,14 +122,15 @@ final class StageRun {
     /// norm's weight and bias gradients.
     func backward(_ dy: UnsafePointer<Float>) throws -> (dz: Tensor?, dgamma: Tensor?, dbeta: Tensor?) {
         let nc = z.n * Int(desc.C), c = Int(desc.C)
-        var s1 = [Double](repeating: 0, count: nc), s2 = [Double](repeating: 0, count: nc)
-        var st = sk_pw_backward_sums(&desc, &s1, &s2, dy, z.tensor.pointer, mean.pointer, rstd.pointer, scale.pointer, shift.pointer)
+        let s1 = ScratchBuffer<Double>(count: nc), s2 = ScratchBuffer<Double>(count: nc)
+        var st = sk_pw_backward_sums(&desc, s1.pointer, s2.pointer, dy, z.tensor.pointer, mean.pointer, rstd.pointer,
+                                     scale.pointer, shift.pointer)
         guard st == SK_OK else { throw SpaceError.argument(op: "pointwise", message: "backward failed (status \(st))") }
         let wantG = stage.norm?.weight?.requiresGrad ?? false, wantB = stage.norm?.bias?.requiresGrad ?? false
         let dgamma = wantG ? Tensor.zeros([c]) : nil, dbeta = wantB ? Tensor.zeros([c]) : nil
         let k1 = Storage(count: nc), k2 = Storage(count: nc), k3 = Storage(count: nc)
-        st = sk_pw_backward_finish(&desc, dgamma?.pointer, dbeta?.pointer, k1.pointer, k2.pointer, k3.pointer, s1, s2,
-                                   rstd.pointer, stage.norm?.weight?.pointer)
+        st = sk_pw_backward_finish(&desc, dgamma?.pointer, dbeta?.pointer, k1.pointer, k2.pointer, k3.pointer, s1.pointer,
+                                   s2.pointer, rstd.pointer, stage.norm?.weight?.pointer)
         guard st == SK_OK else { throw SpaceError.argument(op: "pointwise", message: "backward failed (status \(st))") }
         var dz: Tensor? = nil
         if z.tensor.requiresGrad {

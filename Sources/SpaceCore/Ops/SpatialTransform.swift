@@ -86,7 +86,7 @@ private struct SamplePlan {
     let nIn: Int, c: Int, hIn: Int, wIn: Int, nG: Int, hOut: Int, wOut: Int
     let index: [Int64]?
 
-    static let cores = ProcessInfo.processInfo.activeProcessorCount
+    static var cores: Int { KernelThreads.count }
 
     /// Splits 0..<count into one contiguous range per thread, a single range unless there is at least
     /// ~32k floats of `work` per thread to pay for the hand-off. With `separating`, a cut between i - 1
@@ -107,7 +107,7 @@ private struct SamplePlan {
     /// Runs `body(t, parts[t])` for every part, concurrently when there are several.
     static func run(_ parts: [Range<Int>], _ body: (Int, Range<Int>) -> Void) {
         if parts.count == 1 { body(0, parts[0]); return }
-        DispatchQueue.concurrentPerform(iterations: parts.count) { t in body(t, parts[t]) }
+        KernelThreads.run(parts: parts.count) { t, _ in body(t, parts[t]) }
     }
 
     /// Contiguous ranges of grid entries, one per thread.
