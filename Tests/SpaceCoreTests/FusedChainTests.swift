@@ -54,7 +54,8 @@ final class FusedChainTests: XCTestCase {
         let seq = Sequential(
             Conv2d(inputChannels: 3, outputChannels: 16, kernelSize: 3, padding: 1), CELU(), GroupNorm(groups: 4, channels: 16),
             Conv2d(inputChannels: 16, outputChannels: 32, kernelSize: 4, stride: 2, padding: 1), CELU(), GroupNorm(groups: 8, channels: 32),
-            Conv2d(inputChannels: 32, outputChannels: 32, kernelSize: 4), CELU(), GroupNorm(groups: 16, channels: 32),
+            // A 1x1 map: 8 values per group (a group of 2 values amplifies round-off without bound).
+            Conv2d(inputChannels: 32, outputChannels: 32, kernelSize: 4), CELU(), GroupNorm(groups: 4, channels: 32),
             Flatten())
         let x = randn([6, 3, 8, 8], seed: 2)
         try compare(seq, input: x) { try seq($0) }
@@ -80,6 +81,26 @@ final class FusedChainTests: XCTestCase {
             Tanh(), Conv2d(inputChannels: 16, outputChannels: 2, kernelSize: 1))
         let x = randn([2, 3, 6, 6], seed: 4)
         try compare(seq, input: x) { try seq($0) }
+    }
+
+    func testPlannerFusesStagesAndPicksNarrowAndDenseKernels() throws {
+        // The comparisons above would pass with fusion silently off: check the ops that actually ran.
+        let seq = Sequential(
+            Conv2d(inputChannels: 8, outputChannels: 64, kernelSize: 1), CELU(), GroupNorm(groups: 16, channels: 64),
+            Conv2d(inputChannels: 64, outputChannels: 64, kernelSize: 1), PixelShuffle(2), CELU(), GroupNorm(groups: 4, channels: 16),
+            Conv2d(inputChannels: 16, outputChannels: 4, kernelSize: 3, padding: 1))
+        let profiler = Profiler()
+        profiler.attach(seq)
+        profiler.start()
+        let y = try seq(randn([3, 8, 1, 1], seed: 6))
+        try y.sum().backward()
+        profiler.stop()
+        let report = profiler.report
+        XCTAssertEqual(y.shape, [3, 4, 2, 2])
+        XCTAssertTrue(report.contains { $0.op == "pointwise_conv2d" }, "no fused stage ran: \(report.map { $0.op })")
+        XCTAssertTrue(report.contains { $0.detail.contains("[dense") }, "the 1x1 convolutions of 1x1 maps should be products")
+        XCTAssertTrue(report.contains { $0.detail.contains("[narrow") }, "the 4-channel head should take the narrow kernel")
+        XCTAssertFalse(report.contains { $0.op == "group_norm" || $0.op == "celu" }, "unfused layers ran")
     }
 
     func testFeatureMapReordersRoundTripWithGradients() throws {
