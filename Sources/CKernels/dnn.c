@@ -97,14 +97,14 @@ static int bridge_make(bridge *b, const dnnl_memory_desc_t *user_md, const dnnl_
 // Borrows the primitive-format buffer (when the formats differ) for this call.
 static int bridge_acquire(bridge *b) {
     if (!b->reorder || b->buffer) return SK_OK;
-    b->buffer = sk_mem_alloc(b->prim_bytes);
+    b->buffer = sk_mem_alloc_scratch(b->prim_bytes);
     if (!b->buffer) return fail("bridge buffer", dnnl_out_of_memory);
     TRY(dnnl_memory_set_data_handle(b->prim, b->buffer), "memory");
     return SK_OK;
 }
 
 static void bridge_release(bridge *b) {
-    if (b->buffer) { sk_mem_free(b->buffer, b->prim_bytes); b->buffer = NULL; }
+    if (b->buffer) { sk_mem_free_scratch(b->buffer, b->prim_bytes); b->buffer = NULL; }
 }
 
 // Points the bridge at `data` and, for an input, moves it into the primitive's format.
@@ -184,7 +184,7 @@ static int prepare_scratch(sk_dnn_conv *c, int pass, const_dnnl_primitive_desc_t
 static dnnl_status_t execute_with_scratch(sk_dnn_conv *c, int pass, dnnl_primitive_t p, int nargs, dnnl_exec_arg_t *args) {
     void *buffer = NULL;
     if (c->scratch_bytes[pass] > 0) {
-        buffer = sk_mem_alloc(c->scratch_bytes[pass]);
+        buffer = sk_mem_alloc_scratch(c->scratch_bytes[pass]);
         if (!buffer) return dnnl_out_of_memory;
         dnnl_memory_set_data_handle(c->scratch[pass], buffer);
         args[nargs].arg = DNNL_ARG_SCRATCHPAD;
@@ -193,7 +193,7 @@ static dnnl_status_t execute_with_scratch(sk_dnn_conv *c, int pass, dnnl_primiti
     }
     dnnl_status_t s = dnnl_primitive_execute(p, stream, nargs, args);
     if (s == dnnl_success) s = dnnl_stream_wait(stream);
-    if (buffer) sk_mem_free(buffer, c->scratch_bytes[pass]);
+    if (buffer) sk_mem_free_scratch(buffer, c->scratch_bytes[pass]);
     return s;
 }
 

@@ -16,15 +16,23 @@
 
 typedef struct { size_t offset, size; int free; } arena_block;
 
-static struct {
-    pthread_mutex_t lock;
+typedef struct {
     char *base;             // NULL until reserved (or if reserving failed)
     size_t reserved, top;   // top: end of the highest block ever placed
     arena_block *blocks;
     int count, capacity;
     int tried;
-    int64_t live, peak, free_bytes;
-} arena = {PTHREAD_MUTEX_INITIALIZER, NULL, 0, 0, NULL, 0, 0, 0, 0, 0, 0};
+    int64_t free_bytes;
+} arena_t;
+
+static arena_t tensors_arena;
+static arena_t *current;  // the arena the helpers below work on (set under the lock)
+#define arena (*current)
+
+static struct {
+    pthread_mutex_t lock;
+    int64_t live, peak, scratch_live, scratch_peak;
+} mem = {PTHREAD_MUTEX_INITIALIZER, 0, 0, 0, 0};
 
 static void reserve(void) {
     arena.tried = 1;
@@ -40,6 +48,7 @@ static void reserve(void) {
     arena.base = p;
     arena.reserved = want;
 }
+
 
 static int insert_block(int at, arena_block b) {
     if (arena.count == arena.capacity) {
@@ -59,24 +68,42 @@ static void remove_block(int at) {
     arena.count--;
 }
 
-static void *arena_alloc(size_t bytes) {
+// Tensors take the lowest-addressed free block that fits, from its start; scratch takes the
+// highest-addressed one, from its end. Long-lived tensors pack at the bottom and short-lived scratch
+// stays above them, in the same pages (one high-water mark), with few holes left between tensors.
+static void *arena_alloc(size_t bytes, int high) {
     size_t size = (bytes + SK_ARENA_GRAIN - 1) & ~(SK_ARENA_GRAIN - 1);
-    // Best fit among the free blocks.
-    int best = -1;
-    for (int i = 0; i < arena.count; i++)
-        if (arena.blocks[i].free && arena.blocks[i].size >= size && (best < 0 || arena.blocks[i].size < arena.blocks[best].size))
-            best = i;
-    if (best >= 0) {
-        arena_block *b = &arena.blocks[best];
-        size_t offset = b->offset;
-        if (b->size > size) {
+    int pick = -1;
+    if (!high) {
+        for (int i = 0; i < arena.count; i++)
+            if (arena.blocks[i].free && arena.blocks[i].size >= size) { pick = i; break; }
+    } else {
+        for (int i = arena.count - 1; i >= 0; i--)
+            if (arena.blocks[i].free && arena.blocks[i].size >= size) { pick = i; break; }
+    }
+    if (pick >= 0) {
+        arena_block *b = &arena.blocks[pick];
+        size_t offset;
+        if (b->size == size) {
+            b->free = 0;
+            offset = b->offset;
+        } else if (!high) {
+            offset = b->offset;
             arena_block rest = {offset + size, b->size - size, 1};
             b->size = size; b->free = 0;
-            if (!insert_block(best + 1, rest)) { b->size += rest.size; }  // keep the whole block on failure
+            if (!insert_block(pick + 1, rest)) { b->size += rest.size; size = b->size; }
         } else {
-            b->free = 0;
+            offset = b->offset + b->size - size;
+            arena_block used = {offset, size, 0};
+            if (insert_block(pick + 1, used)) {
+                arena.blocks[pick].size -= size;
+            } else {
+                arena.blocks[pick].free = 0;  // keep the whole block on failure
+                offset = arena.blocks[pick].offset;
+                size = arena.blocks[pick].size;
+            }
         }
-        arena.free_bytes -= (int64_t)arena.blocks[best].size;
+        arena.free_bytes -= (int64_t)size;
         return arena.base + offset;
     }
     // Grow at the top, taking a free block that ends there.
@@ -118,52 +145,72 @@ static void arena_free(void *p) {
     }
 }
 
-void *sk_mem_alloc(size_t bytes) {
-    if (bytes == 0) bytes = 1;
+static void *alloc_in(arena_t *a, size_t bytes, int high) {
     void *p = NULL;
     if (bytes >= SK_ARENA_MIN_BYTES) {
-        pthread_mutex_lock(&arena.lock);
+        pthread_mutex_lock(&mem.lock);
+        current = a;
         if (!arena.tried) reserve();
-        if (arena.base) p = arena_alloc(bytes);
+        if (arena.base) p = arena_alloc(bytes, high);
         if (p) {
-            arena.live += (int64_t)bytes;
-            if (arena.live > arena.peak) arena.peak = arena.live;
+            mem.live += (int64_t)bytes;
+            if (mem.live > mem.peak) mem.peak = mem.live;
         }
-        pthread_mutex_unlock(&arena.lock);
+        pthread_mutex_unlock(&mem.lock);
         if (p) return p;
     }
     if (posix_memalign(&p, 64, bytes) != 0) return NULL;
-    pthread_mutex_lock(&arena.lock);
-    arena.live += (int64_t)bytes;
-    if (arena.live > arena.peak) arena.peak = arena.live;
-    pthread_mutex_unlock(&arena.lock);
+    pthread_mutex_lock(&mem.lock);
+    mem.live += (int64_t)bytes;
+    if (mem.live > mem.peak) mem.peak = mem.live;
+    pthread_mutex_unlock(&mem.lock);
     return p;
 }
 
-void sk_mem_free(void *p, size_t bytes) {
-    if (!p) return;
-    if (bytes == 0) bytes = 1;
-    pthread_mutex_lock(&arena.lock);
-    arena.live -= (int64_t)bytes;
+static void free_in(arena_t *a, void *p, size_t bytes) {
+    pthread_mutex_lock(&mem.lock);
+    mem.live -= (int64_t)bytes;
+    current = a;
     int inside = arena.base && (char *)p >= arena.base && (char *)p < arena.base + arena.reserved;
     if (inside) arena_free(p);
-    pthread_mutex_unlock(&arena.lock);
+    pthread_mutex_unlock(&mem.lock);
     if (!inside) free(p);
 }
 
+void *sk_mem_alloc(size_t bytes) { return alloc_in(&tensors_arena, bytes ? bytes : 1, 0); }
+void sk_mem_free(void *p, size_t bytes) { if (p) free_in(&tensors_arena, p, bytes ? bytes : 1); }
+void *sk_mem_alloc_scratch(size_t bytes) {
+    void *p = alloc_in(&tensors_arena, bytes ? bytes : 1, 1);
+    if (p) {
+        pthread_mutex_lock(&mem.lock);
+        mem.scratch_live += (int64_t)(bytes ? bytes : 1);
+        if (mem.scratch_live > mem.scratch_peak) mem.scratch_peak = mem.scratch_live;
+        pthread_mutex_unlock(&mem.lock);
+    }
+    return p;
+}
+void sk_mem_free_scratch(void *p, size_t bytes) {
+    if (!p) return;
+    pthread_mutex_lock(&mem.lock);
+    mem.scratch_live -= (int64_t)(bytes ? bytes : 1);
+    pthread_mutex_unlock(&mem.lock);
+    free_in(&tensors_arena, p, bytes ? bytes : 1);
+}
+
 void sk_mem_get_stats(sk_mem_stats *s) {
-    pthread_mutex_lock(&arena.lock);
-    s->live_bytes = arena.live;
-    s->peak_live_bytes = arena.peak;
-    s->arena_bytes = (int64_t)arena.top;
-    s->arena_free_bytes = arena.free_bytes;
-    s->arena_blocks = arena.count;
-    pthread_mutex_unlock(&arena.lock);
+    pthread_mutex_lock(&mem.lock);
+    s->live_bytes = mem.live;
+    s->peak_live_bytes = mem.peak;
+    s->arena_bytes = (int64_t)tensors_arena.top;
+    s->arena_free_bytes = tensors_arena.free_bytes;
+    s->arena_blocks = tensors_arena.count;
+    s->scratch_bytes = mem.scratch_peak;
+    pthread_mutex_unlock(&mem.lock);
 }
 
 void sk_mem_reset_peak(void) {
-    pthread_mutex_lock(&arena.lock);
-    arena.peak = arena.live;
-    pthread_mutex_unlock(&arena.lock);
+    pthread_mutex_lock(&mem.lock);
+    mem.peak = mem.live;
+    mem.scratch_peak = mem.scratch_live;
+    pthread_mutex_unlock(&mem.lock);
 }
-

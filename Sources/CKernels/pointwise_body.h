@@ -133,19 +133,24 @@ static void SK_VERSIONED(pw_bapply_units)(const sk_pw_desc *d, float *dz, const 
                 for (int64_t w = 0; w < W; w++) {
                     const float *v = row + w * 16, *gv = grow + w * r * 16;
                     float *o = drow + w * 16;
+                    // dz may be written over dy (same layout, see sk_pw_backward_apply): read the
+                    // pixel's gradient into registers first, so the loops below vectorise without
+                    // aliasing checks.
+                    float gl[16], out[16];
+                    for (int l = 0; l < 16; l++) gl[l] = gv[l];
                     for (int l = 0; l < 16; l++) {
-                        float x = v[l], g = gv[l], vin, out;
+                        float x = v[l], g = gl[l], vin;
                         if (first) {
                             float grad = sk_act_both(x, act, alpha, kin, &vin);
                             float vhat = (vin - m[l]) * rs[l];
-                            out = (c1[l] * g + c2[l] * vhat + c3[l]) * grad;
+                            out[l] = (c1[l] * g + c2[l] * vhat + c3[l]) * grad;
                         } else {
                             g *= sk_act_grad(x * a[l] + b[l], act, alpha, kin);
                             float vhat = (x - m[l]) * rs[l];
-                            out = c1[l] * g + c2[l] * vhat + c3[l];
+                            out[l] = c1[l] * g + c2[l] * vhat + c3[l];
                         }
-                        o[l] = out;
                     }
+                    for (int l = 0; l < 16; l++) o[l] = out[l];
                 }
             }
         }

@@ -9,16 +9,31 @@ import Foundation
 public final class Storage: @unchecked Sendable {
     public let count: Int
     public let pointer: UnsafeMutablePointer<Float>
+    /// From the scratch arena: memory that lives only inside one op (a fused op's intermediate map).
+    let isScratch: Bool
 
     /// Uninitialised storage of `count` floats.
     public init(count: Int) {
         self.count = count
+        isScratch = false
         let bytes = Swift.max(count, 1) * MemoryLayout<Float>.stride
         guard let raw = sk_mem_alloc(bytes) else {
             fatalError("out of memory: a tensor of \(count) floats (\(bytes) bytes) could not be allocated")
         }
         self.pointer = raw.bindMemory(to: Float.self, capacity: Swift.max(count, 1))
         Profiler.allocated(bytes: count * MemoryLayout<Float>.stride)
+    }
+
+    /// Uninitialised scratch of `count` floats, for use within one op only (never a tensor's storage
+    /// that outlives the op).
+    init(scratch count: Int) {
+        self.count = count
+        isScratch = true
+        let bytes = Swift.max(count, 1) * MemoryLayout<Float>.stride
+        guard let raw = sk_mem_alloc_scratch(bytes) else {
+            fatalError("out of memory: \(bytes) bytes of scratch could not be allocated")
+        }
+        self.pointer = raw.bindMemory(to: Float.self, capacity: Swift.max(count, 1))
     }
 
     /// Storage filled with `value`.
@@ -35,7 +50,10 @@ public final class Storage: @unchecked Sendable {
         }
     }
 
-    deinit { sk_mem_free(pointer, Swift.max(count, 1) * MemoryLayout<Float>.stride) }
+    deinit {
+        let bytes = Swift.max(count, 1) * MemoryLayout<Float>.stride
+        if isScratch { sk_mem_free_scratch(pointer, bytes) } else { sk_mem_free(pointer, bytes) }
+    }
 
     public var buffer: UnsafeMutableBufferPointer<Float> { UnsafeMutableBufferPointer(start: pointer, count: count) }
     public var array: [Float] { Array(buffer) }
@@ -46,14 +64,16 @@ public enum TensorMemory {
     public struct Stats: Sendable {
         /// Bytes in live tensors now, and the most at once since `resetPeak()`.
         public var live: Int, peakLive: Int
-        /// The arena's high-water mark (its share of resident memory) and the free bytes below it.
-        public var arena: Int, arenaFree: Int
+        /// The arena's high-water mark (its share of resident memory), the free bytes below it, and the
+        /// most scratch live at once since `resetPeak()`.
+        public var arena: Int, arenaFree: Int, scratch: Int
     }
 
     public static var stats: Stats {
         var s = sk_mem_stats()
         sk_mem_get_stats(&s)
-        return Stats(live: Int(s.live_bytes), peakLive: Int(s.peak_live_bytes), arena: Int(s.arena_bytes), arenaFree: Int(s.arena_free_bytes))
+        return Stats(live: Int(s.live_bytes), peakLive: Int(s.peak_live_bytes), arena: Int(s.arena_bytes),
+                     arenaFree: Int(s.arena_free_bytes), scratch: Int(s.scratch_bytes))
     }
 
     public static func resetPeak() { sk_mem_reset_peak() }
@@ -68,9 +88,9 @@ final class ScratchBuffer<Element> {
     init(count: Int) {
         self.count = count
         let bytes = Swift.max(count, 1) * MemoryLayout<Element>.stride
-        guard let raw = sk_mem_alloc(bytes) else { fatalError("out of memory: \(bytes) bytes of kernel scratch") }
+        guard let raw = sk_mem_alloc_scratch(bytes) else { fatalError("out of memory: \(bytes) bytes of kernel scratch") }
         pointer = raw.bindMemory(to: Element.self, capacity: Swift.max(count, 1))
     }
 
-    deinit { sk_mem_free(pointer, Swift.max(count, 1) * MemoryLayout<Element>.stride) }
+    deinit { sk_mem_free_scratch(pointer, Swift.max(count, 1) * MemoryLayout<Element>.stride) }
 }

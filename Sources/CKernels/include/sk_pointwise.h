@@ -73,7 +73,7 @@ int sk_pw_backward_sums(const sk_pw_desc *d, double *s1, double *s2, const float
 int sk_pw_backward_finish(const sk_pw_desc *d, float *dgamma, float *dbeta, float *k1, float *k2, float *k3,
                           const double *s1, const double *s2, const float *rstd, const float *gamma);
 
-// dz (N, C*r*r/16, H, W, 16), written.
+// dz (N, C*r*r/16, H, W, 16), written. Without a shuffle (r = 1) dz may be dy itself (in place).
 int sk_pw_backward_apply(const sk_pw_desc *d, float *dz, const float *dy, const float *z,
                          const float *mean, const float *rstd, const float *scale, const float *shift,
                          const float *k1, const float *k2, const float *k3);

@@ -20,7 +20,9 @@ struct BenchStep: ParsableCommand {
     @Option(help: "What to time: train (a full training step), eval (no-grad forward), detect (boxes only).")
     var mode: Mode = .train
     @Option(help: "Batch size.") var batch = 12
-    @Option(help: "Timed steps (after one warm-up step).") var steps = 3
+    @Option(help: "Timed steps.") var steps = 5
+    @Option(help: "Untimed warm-up steps first (the first creates the convolution kernels; the next ones let memory settle into its steady layout).")
+    var warmup = 2
     @Option(help: "Global step the model runs at (drives annealing and fix-alpha).") var globalStep = 5000
     @Flag(help: "Profile the timed steps: time per op kind and per layer, convolution shapes and GFLOP/s, bytes allocated.")
     var profile = false
@@ -31,7 +33,7 @@ struct BenchStep: ParsableCommand {
         guard let arch = BenchStep.presets[preset] else {
             throw ValidationError("unknown preset '\(preset)' (\(BenchStep.presets.keys.sorted().joined(separator: ", ")))")
         }
-        guard batch >= 1, steps >= 1 else { throw ValidationError("--batch and --steps must be at least 1") }
+        guard batch >= 1, steps >= 1, warmup >= 0 else { throw ValidationError("--batch and --steps must be at least 1, --warmup at least 0") }
         let toStdout = json == "-"
         func say(_ line: String) {
             if toStdout { FileHandle.standardError.write((line + "\n").data(using: .utf8)!) } else { print(line) }
@@ -52,10 +54,10 @@ struct BenchStep: ParsableCommand {
         var totals: [Double] = [], allocated: [Int] = [], cpuTimes: [Double] = []
         var peakLive = 0, liveAfterForward = 0
         var stealStart = MachineLoad.read()
-        for i in 0...steps {
-            if i == 1 { stealStart = MachineLoad.read() }
+        for i in 0..<(warmup + steps) {
+            if i == warmup { stealStart = MachineLoad.read() }
             let cpu0 = MachineLoad.processCPUSeconds()
-            let timed = i > 0
+            let timed = i >= warmup
             if timed && profile { profiler.reset(); profiler.start() }
             if timed { TensorMemory.resetPeak() }
             var parts: [(String, Double)] = []
@@ -94,7 +96,7 @@ struct BenchStep: ParsableCommand {
             let total = parts.reduce(0) { $0 + $1.1 }
             let cpu = MachineLoad.processCPUSeconds() - cpu0
             let text = parts.map { String(format: "%@ %.3f s", $0.0, $0.1) }.joined(separator: ", ")
-            say("step \(i): \(text)\(lossText)" + String(format: " (cpu %.2f s)", cpu) + (timed ? "" : " (warm-up)"))
+            say("step \(i): \(text)\(lossText)" + String(format: " (cpu %.2f s, arena %.2f GB)", cpu, Double(TensorMemory.stats.arena) / 1e9) + (timed ? "" : " (warm-up)"))
             if timed {
                 peakLive = max(peakLive, TensorMemory.stats.peakLive)
                 for (k, v) in parts { phases[k, default: []].append(v) }
@@ -112,8 +114,9 @@ struct BenchStep: ParsableCommand {
         say("median: " + phaseNames.map { String(format: "%@ %.3f s", $0, median(phases[$0]!)) }.joined(separator: ", ")
             + String(format: ", step %.3f s (%.1f frames/s)", med, fps))
         let mem = TensorMemory.stats
-        say(String(format: "peak resident memory: %.2f GB (tensors: at most %.2f GB live at once in a step, %.2f GB after the forward pass; arena high-water %.2f GB)",
-                    Double(peak) / 1e9, Double(peakLive) / 1e9, Double(liveAfterForward) / 1e9, Double(mem.arena) / 1e9))
+        say(String(format: "peak resident memory: %.2f GB (tensors and scratch: at most %.2f GB live at once in a step, %.2f GB after the forward pass; arena high-water %.2f GB; at most %.2f GB of it scratch)",
+                    Double(peak) / 1e9, Double(peakLive) / 1e9, Double(liveAfterForward) / 1e9, Double(mem.arena) / 1e9,
+                    Double(mem.scratch) / 1e9))
         say(String(format: "process cpu time per step: median %.2f s; cpu time stolen by the hypervisor during the timed steps: %.0f%%",
                     median(cpuTimes), 100 * stolen)
             + (stolen > 0.05 ? " (the machine is shared: wall times are inflated)" : ""))

@@ -154,11 +154,20 @@ enum ConvChain {
         var x = input
         // The shuffle factor the current blocked map's channels were permuted for (1: natural order).
         var permutedFor = 1
-        for (index, step) in steps.enumerated() {
+        var index = 0
+        while index < steps.count {
+            let step = steps[index]
             let next = index + 1 < steps.count ? steps[index + 1] : nil
+            let afterNext = index + 2 < steps.count ? steps[index + 2] : nil
             switch step {
             case .conv(let spec):
                 let map = try x.asMap()
+                if case .stageConv(let layers, let stage, let spec2)? = next,
+                   let out = try recomputingFirst(map, spec, layers, stage, spec2, next: afterNext, permutedFor: &permutedFor) {
+                    x = .map(out)
+                    index += 2
+                    continue
+                }
                 x = .map(try convolve(map, spec, next: next, permutedFor: &permutedFor))
             case .stageConv(let layers, let stage, let spec):
                 if case .map(let map) = x, map.format == .blocked16, stage.shuffle == permutedFor,
@@ -183,8 +192,42 @@ enum ConvChain {
                 x = try runGeneric([layer], x)
                 permutedFor = 1
             }
+            index += 1
         }
         return x
+    }
+
+    /// A first convolution whose output is several times larger than its input (the glimpse encoder's
+    /// 3 -> 16 channels), fused with the stage and convolution after it into one op that stores only
+    /// the input and recomputes the large map in backward. Nil when that does not apply (no gradients
+    /// recorded, a small output, a stage that cannot take the output blocked).
+    private static func recomputingFirst(_ x: FeatureMap, _ first: ConvolutionSpec, _ layers: [Layer], _ stage: PointwiseStage,
+                                         _ second: ConvolutionSpec, next: ChainStep?, permutedFor: inout Int) throws -> FeatureMap? {
+        guard GradMode.isEnabled, x.tensor.requiresGrad || first.weight.requiresGrad else { return nil }
+        let o = first.outputChannels
+        guard let r = fusedShuffle(of: .stageConv(layers, stage, second), outputChannels: o) else { return nil }
+        let (kh, kw) = (first.weight.shape[2], first.weight.shape[3])
+        let ho = (x.h + 2 * first.padding.0 - kh) / first.stride.0 + 1, wo = (x.w + 2 * first.padding.1 - kw) / first.stride.1 + 1
+        guard ho >= 1, wo >= 1, o * ho * wo >= 4 * x.c * x.h * x.w else { return nil }
+        var firstSpec = first
+        if r > 1 {
+            let order = shuffledChannelOrder(channels: o, shuffle: r)
+            firstSpec.weight = try first.weight.indexSelect(dim: 0, order)
+            firstSpec.bias = try first.bias?.indexSelect(dim: 0, order)
+        }
+        var secondSpec = second
+        let o2 = second.outputChannels
+        let shuffle2 = fusedShuffle(of: next, outputChannels: o2)
+        if let r2 = shuffle2, r2 > 1 {
+            let order = shuffledChannelOrder(channels: o2, shuffle: r2)
+            secondSpec.weight = try second.weight.indexSelect(dim: 0, order)
+            secondSpec.bias = try second.bias?.indexSelect(dim: 0, order)
+        }
+        let out = try Profiler.scope(second.module ?? layers[0]) {
+            try convPointwiseConv2d(x, first: firstSpec, stage, second: secondSpec, outFormat: shuffle2 != nil ? .blocked16 : .nchw)
+        }
+        permutedFor = shuffle2 ?? 1
+        return out
     }
 
     private static func runGeneric(_ layers: [Layer], _ x: ChainValue) throws -> ChainValue {

@@ -80,15 +80,18 @@ public struct PointwiseStage {
 final class StageRun {
     var desc: sk_pw_desc
     let stage: PointwiseStage
-    let z: FeatureMap
+    /// The stage's input, when the run keeps it (a run whose input is recomputed drops it after forward).
+    private(set) var z: FeatureMap?
+    let n: Int, zh: Int, zw: Int
     let mean: Storage, rstd: Storage, scale: Storage, shift: Storage
     var outputShape: (n: Int, c: Int, h: Int, w: Int) {
-        (z.n, Int(desc.C), z.h * stage.shuffle, z.w * stage.shuffle)
+        (n, Int(desc.C), zh * stage.shuffle, zw * stage.shuffle)
     }
 
     /// Computes the statistics of z (and, for batch norm in training, updates the running statistics).
     init(_ stage: PointwiseStage, _ z: FeatureMap) throws {
         self.stage = stage; self.z = z
+        n = z.n; zh = z.h; zw = z.w
         desc = try stage.descriptor(z)
         let nc = z.n * Int(desc.C)
         mean = Storage(count: nc); rstd = Storage(count: nc); scale = Storage(count: nc); shift = Storage(count: nc)
@@ -109,41 +112,59 @@ final class StageRun {
         guard st == SK_OK else { throw SpaceError.argument(op: "pointwise", message: "statistics failed (status \(st))") }
     }
 
-    /// The stage's output, blocked (N, C/16, H*r, W*r, 16).
-    func output() throws -> Storage {
+    /// Forgets the input (the statistics stay): the caller recomputes it for backward.
+    func dropInput() { z = nil }
+
+    private func input(_ given: UnsafePointer<Float>?) throws -> UnsafePointer<Float> {
+        if let given { return given }
+        guard let z else { throw SpaceError.message("pointwise: the stage's input was dropped and not given again") }
+        return UnsafePointer(z.tensor.pointer)
+    }
+
+    /// The stage's output, blocked (N, C/16, H*r, W*r, 16), from z (the kept input unless `from` is given);
+    /// in scratch memory when it only feeds a convolution within the same op.
+    func output(scratch: Bool = false, from given: UnsafePointer<Float>? = nil) throws -> Storage {
         let (n, c, h, w) = outputShape
-        let y = Storage(count: n * c * h * w)
-        let st = sk_pw_apply(&desc, y.pointer, z.tensor.pointer, scale.pointer, shift.pointer)
+        let zp = try input(given)
+        let y = scratch ? Storage(scratch: n * c * h * w) : Storage(count: n * c * h * w)
+        let st = sk_pw_apply(&desc, y.pointer, zp, scale.pointer, shift.pointer)
         guard st == SK_OK else { throw SpaceError.argument(op: "pointwise", message: "apply failed (status \(st))") }
         return y
     }
 
-    /// Gradients of the stage given dy at its output: dz (z's layout) and, where they are trained, the
-    /// norm's weight and bias gradients.
-    func backward(_ dy: UnsafePointer<Float>) throws -> (dz: Tensor?, dgamma: Tensor?, dbeta: Tensor?) {
-        let nc = z.n * Int(desc.C), c = Int(desc.C)
+    /// Gradients of the stage given dy at its output: dz (z's layout; when `wantInput`) and, where they are
+    /// trained, the norm's weight and bias gradients. z is the kept input unless `from` is given. Without
+    /// a shuffle, dy and dz have the same layout and dz is written over dy's storage (`reuse`), which
+    /// the caller gives up.
+    func backward(_ dyStorage: Storage, from given: UnsafePointer<Float>? = nil, wantInput: Bool? = nil, reuse: Bool = false)
+        throws -> (dz: Tensor?, dgamma: Tensor?, dbeta: Tensor?) {
+        let dy = UnsafePointer(dyStorage.pointer)
+        let zp = try input(given)
+        let nc = n * Int(desc.C), c = Int(desc.C)
+        let zCount = nc * zh * zw * stage.shuffle * stage.shuffle
         let s1 = ScratchBuffer<Double>(count: nc), s2 = ScratchBuffer<Double>(count: nc)
-        var st = sk_pw_backward_sums(&desc, s1.pointer, s2.pointer, dy, z.tensor.pointer, mean.pointer, rstd.pointer,
-                                     scale.pointer, shift.pointer)
+        var st = sk_pw_backward_sums(&desc, s1.pointer, s2.pointer, dy, zp, mean.pointer, rstd.pointer, scale.pointer, shift.pointer)
         guard st == SK_OK else { throw SpaceError.argument(op: "pointwise", message: "backward failed (status \(st))") }
         let wantG = stage.norm?.weight?.requiresGrad ?? false, wantB = stage.norm?.bias?.requiresGrad ?? false
         let dgamma = wantG ? Tensor.zeros([c]) : nil, dbeta = wantB ? Tensor.zeros([c]) : nil
-        let k1 = Storage(count: nc), k2 = Storage(count: nc), k3 = Storage(count: nc)
+        let k1 = Storage(scratch: nc), k2 = Storage(scratch: nc), k3 = Storage(scratch: nc)
         st = sk_pw_backward_finish(&desc, dgamma?.pointer, dbeta?.pointer, k1.pointer, k2.pointer, k3.pointer, s1.pointer,
                                    s2.pointer, rstd.pointer, stage.norm?.weight?.pointer)
         guard st == SK_OK else { throw SpaceError.argument(op: "pointwise", message: "backward failed (status \(st))") }
         var dz: Tensor? = nil
-        if z.tensor.requiresGrad {
-            let s = Storage(count: z.tensor.count)
-            st = sk_pw_backward_apply(&desc, s.pointer, dy, z.tensor.pointer, mean.pointer, rstd.pointer, scale.pointer,
+        if wantInput ?? (z?.tensor.requiresGrad ?? false) {
+            // Elementwise in the same layout: writing dz over dy reads each element before writing it.
+            let s = reuse && stage.shuffle == 1 && dyStorage.count == zCount ? dyStorage : Storage(count: zCount)
+            st = sk_pw_backward_apply(&desc, s.pointer, dy, zp, mean.pointer, rstd.pointer, scale.pointer,
                                       shift.pointer, k1.pointer, k2.pointer, k3.pointer)
             guard st == SK_OK else { throw SpaceError.argument(op: "pointwise", message: "backward failed (status \(st))") }
-            dz = Tensor(shape: z.tensor.shape, storage: s)
+            dz = Tensor(shape: FeatureMap.physicalShape(.blocked16, n: n, c: Int(desc.C) * stage.shuffle * stage.shuffle, h: zh, w: zw),
+                        storage: s)
         }
         return (dz, dgamma, dbeta)
     }
 
-    var sectionDetail: String { "\(z.n)x\(desc.C)x\(outputShape.h)x\(outputShape.w) \(stage.summary)" }
+    var sectionDetail: String { "\(n)x\(desc.C)x\(outputShape.h)x\(outputShape.w) \(stage.summary)" }
 }
 
 /// The stage applied to z, materialised: y blocked (N, C, H*r, W*r). Differentiable with respect to z and
@@ -156,7 +177,7 @@ public func pointwise(_ z: FeatureMap, _ stage: PointwiseStage) throws -> Featur
     Profiler.describe(run.sectionDetail, flops: 0)
     let t = Tensor.result(FeatureMap.physicalShape(.blocked16, n: n, c: c, h: h, w: w), y, name: "pointwise",
                           inputs: [z.tensor] + params) { g in
-        let (dz, dgamma, dbeta) = try run.backward(g.pointer)
+        let (dz, dgamma, dbeta) = try run.backward(g.storage)
         return [dz] + stageParameterGrads(stage, dgamma, dbeta)
     }
     return FeatureMap(tensor: t, format: .blocked16, n: n, c: c, h: h, w: w)
@@ -189,7 +210,7 @@ public func pointwiseConv2d(_ z: FeatureMap, _ stage: PointwiseStage, weight: Te
     let detail = kernel.detail
     let out = Storage(count: geo.n * geo.o * geo.ho * geo.wo)
     do {
-        let y = try Profiler.section("pointwise", run.sectionDetail) { try run.output() }
+        let y = try Profiler.section("pointwise", run.sectionDetail) { try run.output(scratch: true) }
         try Profiler.section("conv2d", detail, flops: geo.flops) {
             try kernel.forward(out.pointer, y.pointer, weight.pointer, bias?.pointer)
         }
@@ -203,7 +224,7 @@ public func pointwiseConv2d(_ z: FeatureMap, _ stage: PointwiseStage, weight: Te
         let wantW = weight.requiresGrad, wantB = bias?.requiresGrad ?? false
         var gw: Tensor? = nil, gb: Tensor? = nil
         if wantW || wantB {
-            let y = try Profiler.section("pointwise", run.sectionDetail + " (recomputed)") { try run.output() }
+            let y = try Profiler.section("pointwise", run.sectionDetail + " (recomputed)") { try run.output(scratch: true) }
             let ws = wantW ? Storage(count: weight.count, repeating: 0) : nil
             let bs = wantB ? Storage(count: geo.o, repeating: 0) : nil
             try Profiler.section("conv2d", detail + " weights", flops: geo.flops) {
@@ -214,16 +235,114 @@ public func pointwiseConv2d(_ z: FeatureMap, _ stage: PointwiseStage, weight: Te
         }
         var stageGrads: [Tensor?] = [nil] + params.map { _ in nil }
         if z.tensor.requiresGrad || params.contains(where: { $0.requiresGrad }) {
-            let dy = Storage(count: n * c * h * w)
+            let dy = Storage(scratch: n * c * h * w)
             try Profiler.section("conv2d", detail + " data", flops: geo.flops) {
                 try kernel.backwardData(dy.pointer, g.pointer, weight.pointer)
             }
-            let (dz, dgamma, dbeta) = try Profiler.section("pointwise", run.sectionDetail) { try run.backward(dy.pointer) }
+            let (dz, dgamma, dbeta) = try Profiler.section("pointwise", run.sectionDetail) { try run.backward(dy, reuse: true) }
             stageGrads = [dz] + stageParameterGrads(stage, dgamma, dbeta)
         }
         return stageGrads + [gw] + (bias == nil ? [] : [gb])
     }
     return FeatureMap(tensor: result, format: outFormat, n: geo.n, c: geo.o, h: geo.ho, w: geo.wo)
+}
+
+/// conv2d(stage(conv2d(x))) in one differentiable op that keeps only x: the first convolution's output
+/// z, usually many times larger than x (the glimpse encoder's 16 x 32 x 32 features of a 3 x 32 x 32
+/// glimpse), is recomputed from x in backward instead of being stored through the forward pass. The
+/// first convolution's output is blocked, its channels permuted for the stage's shuffle by the caller
+/// (`first` holds the permuted weights); the second convolution's result is in `outFormat`.
+public func convPointwiseConv2d(_ x: FeatureMap, first: ConvolutionSpec, _ stage: PointwiseStage, second: ConvolutionSpec,
+                                outFormat: MemoryFormat) throws -> FeatureMap {
+    let geo1 = try ConvGeometry(n: x.n, c: x.c, h: x.h, w: x.w, weight: first.weight, bias: first.bias,
+                                stride: first.stride, padding: first.padding)
+    guard geo1.o % 16 == 0, let kernel1 = ConvKernel.choose(geo1, src: x.format, dst: .blocked16, bias: first.bias != nil) else {
+        throw SpaceError.message("conv2d \(geo1.text): no kernel can run it into blocked maps")
+    }
+    let zCount = geo1.n * geo1.o * geo1.ho * geo1.wo
+    func firstOutput() throws -> Storage {
+        let z = Storage(scratch: zCount)
+        try Profiler.section("conv2d", kernel1.detail + (GradMode.isEnabled ? "" : " (recomputed)"), flops: geo1.flops) {
+            try kernel1.forward(z.pointer, x.tensor.pointer, first.weight.pointer, first.bias?.pointer)
+        }
+        return z
+    }
+    let z = try firstOutput()
+    let zMap = FeatureMap(tensor: Tensor(shape: FeatureMap.physicalShape(.blocked16, n: geo1.n, c: geo1.o, h: geo1.ho, w: geo1.wo),
+                                         storage: z), format: .blocked16, n: geo1.n, c: geo1.o, h: geo1.ho, w: geo1.wo)
+    let run = try Profiler.section("pointwise", "statistics") { try StageRun(stage, zMap) }
+    let (n, c, h, w) = run.outputShape
+    let geo2 = try ConvGeometry(n: n, c: c, h: h, w: w, weight: second.weight, bias: second.bias, stride: second.stride, padding: second.padding)
+    if outFormat == .blocked16 && geo2.o % 16 != 0 {
+        throw SpaceError.shape(op: "conv2d", message: "\(geo2.o) output channels cannot be blocked by 16")
+    }
+    guard let kernel2 = ConvKernel.choose(geo2, src: .blocked16, dst: outFormat, bias: second.bias != nil) else {
+        throw SpaceError.message("conv2d \(geo2.text): no kernel can run it on blocked input")
+    }
+    let detail2 = kernel2.detail
+    let out = Storage(count: geo2.n * geo2.o * geo2.ho * geo2.wo)
+    do {
+        let y = try Profiler.section("pointwise", run.sectionDetail) { try run.output(scratch: true) }
+        try Profiler.section("conv2d", detail2, flops: geo2.flops) {
+            try kernel2.forward(out.pointer, y.pointer, second.weight.pointer, second.bias?.pointer)
+        }
+    }
+    run.dropInput()
+    let params = stage.parameters
+    var inputs = [x.tensor, first.weight] + (first.bias.map { [$0] } ?? []) + params + [second.weight]
+    if let b = second.bias { inputs.append(b) }
+    Profiler.describe(detail2, flops: 0)
+    let xt = x.tensor
+    let shape = FeatureMap.physicalShape(outFormat, n: geo2.n, c: geo2.o, h: geo2.ho, w: geo2.wo)
+    let result = Tensor.result(shape, out, name: "conv_pointwise_conv2d", inputs: inputs) { g in
+        let z = try firstOutput()
+        // The second convolution's weights, from the stage's output recomputed on the recomputed z.
+        var gw2: Tensor? = nil, gb2: Tensor? = nil
+        if second.weight.requiresGrad || (second.bias?.requiresGrad ?? false) {
+            let y = try Profiler.section("pointwise", run.sectionDetail + " (recomputed)") { try run.output(scratch: true, from: z.pointer) }
+            let ws = second.weight.requiresGrad ? Storage(count: second.weight.count, repeating: 0) : nil
+            let bs = (second.bias?.requiresGrad ?? false) ? Storage(count: geo2.o, repeating: 0) : nil
+            try Profiler.section("conv2d", detail2 + " weights", flops: geo2.flops) {
+                try kernel2.backwardWeights(ws?.pointer, bs?.pointer, g.pointer, y.pointer)
+            }
+            gw2 = ws.map { Tensor(shape: second.weight.shape, storage: $0) }
+            gb2 = bs.map { Tensor(shape: [geo2.o], storage: $0) }
+        }
+        // Through the stage to z, then the first convolution's gradients.
+        let wantFirst = xt.requiresGrad || first.weight.requiresGrad || (first.bias?.requiresGrad ?? false)
+        var stageGrads: [Tensor?] = params.map { _ in nil }
+        var gx: Tensor? = nil, gw1: Tensor? = nil, gb1: Tensor? = nil
+        if wantFirst || params.contains(where: { $0.requiresGrad }) {
+            let dy = Storage(scratch: n * c * h * w)
+            try Profiler.section("conv2d", detail2 + " data", flops: geo2.flops) {
+                try kernel2.backwardData(dy.pointer, g.pointer, second.weight.pointer)
+            }
+            let (dz, dgamma, dbeta) = try Profiler.section("pointwise", run.sectionDetail) {
+                try run.backward(dy, from: z.pointer, wantInput: wantFirst, reuse: true)
+            }
+            stageGrads = stageParameterGrads(stage, dgamma, dbeta)
+            if let dz {
+                if first.weight.requiresGrad || (first.bias?.requiresGrad ?? false) {
+                    let ws = first.weight.requiresGrad ? Storage(count: first.weight.count, repeating: 0) : nil
+                    let bs = (first.bias?.requiresGrad ?? false) ? Storage(count: geo1.o, repeating: 0) : nil
+                    try Profiler.section("conv2d", kernel1.detail + " weights", flops: geo1.flops) {
+                        try kernel1.backwardWeights(ws?.pointer, bs?.pointer, dz.pointer, xt.pointer)
+                    }
+                    gw1 = ws.map { Tensor(shape: first.weight.shape, storage: $0) }
+                    gb1 = bs.map { Tensor(shape: [geo1.o], storage: $0) }
+                }
+                if xt.requiresGrad {
+                    let s = Storage(count: xt.count)
+                    try Profiler.section("conv2d", kernel1.detail + " data", flops: geo1.flops) {
+                        try kernel1.backwardData(s.pointer, dz.pointer, first.weight.pointer)
+                    }
+                    gx = Tensor(shape: xt.shape, storage: s)
+                }
+            }
+        }
+        return [gx, gw1] + (first.bias == nil ? [] : [gb1]) + stageGrads + [gw2] + (second.bias == nil ? [] : [gb2])
+    }
+    return FeatureMap(tensor: result, format: outFormat, n: geo2.n, c: geo2.o, h: geo2.ho, w: geo2.wo)
 }
 
 /// The order of a convolution's output channels that makes a following pixel shuffle by r a
