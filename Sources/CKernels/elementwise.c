@@ -167,15 +167,17 @@ void sk_naive_binary_forward(float *out, const float *a, const int64_t *sa, cons
 #define SK_BIN_LOOP(EXPR) \
     for (int64_t j = 0; j < inner; j++) { float av = a[oa + j * ia], bv = b[ob + j * ib]; o[j] = (EXPR); }
 
-SK_CLONES void sk_binary_forward(float *out, const float *a, const int64_t *sa, const float *b, const int64_t *sb,
-                       const int64_t *shape, int64_t ndim, int op) {
-    if (ndim == 0) { out[0] = binary_value(a[0], b[0], op); return; }
+// Rows [lo, hi) of the outer dims (all but the last), starting from the multi-index of row lo.
+SK_CLONES static void binary_rows(float *out, const float *a, const int64_t *sa, const float *b, const int64_t *sb,
+                                  const int64_t *shape, int64_t ndim, int op, int64_t lo, int64_t hi) {
     int64_t inner = shape[ndim - 1], ia = sa[ndim - 1], ib = sb[ndim - 1];
-    int64_t outer = 1;
-    for (int64_t d = 0; d < ndim - 1; d++) outer *= shape[d];
     int64_t idx[SK_MAX_DIMS] = {0};
-    int64_t oa = 0, ob = 0;
-    for (int64_t r = 0; r < outer; r++) {
+    int64_t oa = 0, ob = 0, rem = lo;
+    for (int64_t d = ndim - 2; d >= 0; d--) {
+        idx[d] = rem % shape[d]; rem /= shape[d];
+        oa += idx[d] * sa[d]; ob += idx[d] * sb[d];
+    }
+    for (int64_t r = lo; r < hi; r++) {
         float *o = out + r * inner;
         switch (op) {
         case SK_ADD: SK_BIN_LOOP(av + bv) break;
@@ -191,6 +193,26 @@ SK_CLONES void sk_binary_forward(float *out, const float *a, const int64_t *sa, 
             oa -= sa[d] * shape[d]; ob -= sb[d] * shape[d]; idx[d] = 0;
         }
     }
+}
+
+typedef struct {
+    float *out; const float *a, *b; const int64_t *sa, *sb, *shape; int64_t ndim, outer; int op;
+} binary_job;
+
+static void binary_part(void *ctx, int part, int parts) {
+    const binary_job *j = ctx;
+    int64_t lo, hi;
+    sk_pool_slice(j->outer, part, parts, &lo, &hi);
+    if (hi > lo) binary_rows(j->out, j->a, j->sa, j->b, j->sb, j->shape, j->ndim, j->op, lo, hi);
+}
+
+void sk_binary_forward(float *out, const float *a, const int64_t *sa, const float *b, const int64_t *sb,
+                       const int64_t *shape, int64_t ndim, int op) {
+    if (ndim == 0) { out[0] = binary_value(a[0], b[0], op); return; }
+    int64_t outer = 1;
+    for (int64_t d = 0; d < ndim - 1; d++) outer *= shape[d];
+    binary_job j = {out, a, b, sa, sb, shape, ndim, outer, op};
+    sk_pool_run(sk_pool_parts(outer, outer * shape[ndim - 1] * 3), binary_part, &j);
 }
 
 SK_CLONES void sk_affine_scalar(float *y, const float *x, int64_t n, float a, float b) {
