@@ -95,7 +95,7 @@ struct BenchStep: ParsableCommand {
             profiler.stop()
             let total = parts.reduce(0) { $0 + $1.1 }
             let cpu = MachineLoad.processCPUSeconds() - cpu0
-            let text = parts.map { String(format: "%@ %.3f s", $0.0, $0.1) }.joined(separator: ", ")
+            let text = parts.map { "\($0.0) \(BenchStep.seconds($0.1))" }.joined(separator: ", ")
             say("step \(i): \(text)\(lossText)" + String(format: " (cpu %.2f s, arena %.2f GB)", cpu, Double(TensorMemory.stats.arena) / 1e9) + (timed ? "" : " (warm-up)"))
             if timed {
                 peakLive = max(peakLive, TensorMemory.stats.peakLive)
@@ -111,8 +111,8 @@ struct BenchStep: ParsableCommand {
         let med = median(totals)
         let fps = Double(batch) / med
         let peak = peakResidentBytes()
-        say("median: " + phaseNames.map { String(format: "%@ %.3f s", $0, median(phases[$0]!)) }.joined(separator: ", ")
-            + String(format: ", step %.3f s (%.1f frames/s)", med, fps))
+        say("median: " + phaseNames.map { "\($0) \(BenchStep.seconds(median(phases[$0]!)))" }.joined(separator: ", ")
+            + ", step \(BenchStep.seconds(med))" + String(format: " (%.1f frames/s)", fps))
         let mem = TensorMemory.stats
         say(String(format: "peak resident memory: %.2f GB (tensors and scratch: at most %.2f GB live at once in a step, %.2f GB after the forward pass; arena high-water %.2f GB; at most %.2f GB of it scratch)",
                     Double(peak) / 1e9, Double(peakLive) / 1e9, Double(liveAfterForward) / 1e9, Double(mem.arena) / 1e9,
@@ -149,6 +149,11 @@ struct BenchStep: ParsableCommand {
 }
 
 extension BenchStep {
+    /// A duration for the report: milliseconds below a tenth of a second, seconds above.
+    static func seconds(_ t: Double) -> String {
+        t < 0.1 ? String(format: "%.2f ms", t * 1e3) : String(format: "%.3f s", t)
+    }
+
     /// The arch sections of configs/atari_spaceinvaders.yaml and configs/3d_room_large.yaml (the
     /// reference's values), so the benchmark runs what those configs train.
     static let presets: [String: SpaceArch] = {
