@@ -27,12 +27,16 @@ final class FusedExecutionTests: XCTestCase {
         let fused = try run(.onednn), reference = try run(.im2col)
         let loss = try fused.out.loss.item(), refLoss = try reference.out.loss.item()
         XCTAssertEqual(loss, refLoss, accuracy: abs(refLoss) * 1e-5 + 1e-3, "loss", file: file, line: line)
+        // Outputs: both engines run in float32 and each is held to the parity rule (3e-4 of the
+        // tensor's max from the exact value), so the two may differ by twice that. alpha_map, at the
+        // end of the glimpse decoder's ten layers, is where round-off shows: 0.5e-4 to 1.2e-4 of its
+        // max on AVX-512, up to 3.3e-4 with the scalar kernels and OpenBLAS's Sandybridge ones.
         for name in ["y", "alpha_map", "z_pres", "z_where", "masks", "comps"] {
             let a = fused.out.logValues[name]!, b = reference.out.logValues[name]!
             let scale = b.array.map { abs($0) }.max() ?? 1
             XCTAssertEqual(a.shape, b.shape, name, file: file, line: line)
             let worst = zip(a.array, b.array).map { abs($0 - $1) }.max() ?? 0
-            XCTAssertLessThanOrEqual(worst, 3e-4 * scale, "\(name): \(worst) of max \(scale)", file: file, line: line)
+            XCTAssertLessThanOrEqual(worst, 6e-4 * scale, "\(name): \(worst) of max \(scale)", file: file, line: line)
         }
         // Gradients: each parameter's gradient within 1e-3 of its norm (the parity rule), plus a floor
         // for gradients that are round-off (a conv bias under batch norm).
