@@ -43,3 +43,13 @@ inline double finiteDifference(std::vector<float> &x, size_t i, const std::vecto
     x[i] = old;
     return (lp - lm) / (2.0 * (double)eps);
 }
+
+// Every instruction-set level this machine runs (baseline, then AVX2, then AVX-512 where present).
+inline std::vector<int> isaLevels() {
+    std::vector<int> levels;
+    for (int l = SK_ISA_BASELINE; l <= sk_isa_supported(); l++) levels.push_back(l);
+    return levels;
+}
+
+// Puts the kernels back on the best level when a test that forces levels ends (even on failure).
+struct IsaRestore { ~IsaRestore() { sk_set_isa_level(sk_isa_supported()); } };

@@ -30,8 +30,6 @@ std::string describe(const NarrowShape &s) {
     return buf;
 }
 
-struct IsaRestore { ~IsaRestore() { sk_set_isa_level(sk_isa_supported()); } };
-
 }  // namespace
 
 TEST(NarrowConv, MatchesNaiveOnEveryIsa) {

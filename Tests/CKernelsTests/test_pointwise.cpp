@@ -60,14 +60,6 @@ std::vector<float> fastForward(const sk_pw_desc &d, const std::vector<float> &z,
     return y;
 }
 
-std::vector<int> isaLevels() {
-    std::vector<int> levels;
-    for (int l = SK_ISA_BASELINE; l <= sk_isa_supported(); l++) levels.push_back(l);
-    return levels;
-}
-
-struct IsaRestore { ~IsaRestore() { sk_set_isa_level(sk_isa_supported()); } };
-
 }  // namespace
 
 TEST(Pointwise, ForwardAndBackwardMatchNaiveOnEveryIsa) {
