@@ -105,13 +105,17 @@ typedef struct {
     int32_t *cover;          // (H + 1, W + 1): difference array, then the number of boxes covering each pixel
     float *m, *d;            // (H * W): running max and denominator (backward: d holds the gradient dot product)
     float *pad, *gpad;       // (1 + Cv + Cs) padded planes (Hg + 3, Wg + 3): importance, values, summed
+    float *hbuf;             // forward: (1 + Cv + Cs, Hg + 3, W) planes' rows interpolated at a box's columns
+    int32_t *coff;           // forward, (W) each: a box's column taps as arrays, and per-column softmax factors
+    float *cw0, *cw1, *tsc, *te;
 } scratch;
 
 static void *scratch_alloc(scratch *s, int64_t Cv, int64_t Cs, int64_t Hg, int64_t Wg, int64_t H, int64_t W,
                            int gradients) {
     const int64_t planes = (1 + Cv + Cs) * (Hg + 3) * (Wg + 3);
-    size_t floats = (size_t)(W + H + 2 * H * W + planes * (gradients ? 2 : 1));
-    size_t bytes = floats * sizeof(float) + (size_t)(W + H) * sizeof(axis_tap) + (size_t)((H + 1) * (W + 1)) * sizeof(int32_t);
+    const int64_t rows = (1 + Cv + Cs) * (Hg + 3) * W;
+    size_t floats = (size_t)(W + H + 2 * H * W + planes * (gradients ? 2 : 1) + rows + 4 * W);
+    size_t bytes = floats * sizeof(float) + (size_t)(W + H) * sizeof(axis_tap) + (size_t)((H + 1) * (W + 1) + W) * sizeof(int32_t);
     char *block = (char *)calloc(1, bytes);
     if (!block) return NULL;
     char *at = block;
@@ -123,6 +127,12 @@ static void *scratch_alloc(scratch *s, int64_t Cv, int64_t Cs, int64_t Hg, int64
     s->d = (float *)at; at += (size_t)(H * W) * sizeof(float);
     s->pad = (float *)at; at += (size_t)planes * sizeof(float);
     s->gpad = gradients ? (float *)at : NULL; at += gradients ? (size_t)planes * sizeof(float) : 0;
+    s->hbuf = (float *)at; at += (size_t)rows * sizeof(float);
+    s->cw0 = (float *)at; at += (size_t)W * sizeof(float);
+    s->cw1 = (float *)at; at += (size_t)W * sizeof(float);
+    s->tsc = (float *)at; at += (size_t)W * sizeof(float);
+    s->te = (float *)at; at += (size_t)W * sizeof(float);
+    s->coff = (int32_t *)at; at += (size_t)W * sizeof(int32_t);
     s->cover = (int32_t *)at;
     for (int64_t j = 0; j < W; j++) s->xs[j] = sk_affine_grid_base(j, W);
     for (int64_t i = 0; i < H; i++) s->ys[i] = sk_affine_grid_base(i, H);
@@ -161,6 +171,9 @@ static int cell_box(scratch *s, const float *a, int64_t Hg, int64_t Wg, int64_t 
 
 // Bilinear sample of a padded plane at q (the north-west tap) with PyTorch's weights.
 #define SK_BILINEAR(q, Wp, nw, ne, sw, se) ((q)[0] * (nw) + (q)[1] * (ne) + (q)[Wp] * (sw) + (q)[(Wp) + 1] * (se))
+
+#define SK_BODY "composite_body.h"
+#include "sk_multiversion.h"
 
 static void forward_image(float *out, float *lse, const float *values, const float *importance, const float *summed,
                           const float *affine, scratch *s, int64_t G2, int64_t Cv, int64_t Cs, int64_t Hg, int64_t Wg,
@@ -203,48 +216,15 @@ static void forward_image(float *out, float *lse, const float *values, const flo
         load_padded(s->pad, importance + n * glimpse, 1, Hg, Wg);
         load_padded(s->pad + P, values + n * Cv * glimpse, Cv, Hg, Wg);
         if (Cs > 0) load_padded(s->pad + (1 + Cv) * P, summed + n * Cs * glimpse, Cs, Hg, Wg);
-        for (int64_t i = i0; i < i1; i++) {
-            const axis_tap ry = s->rows[i];
-            const float *prow = s->pad + (int64_t)ry.off * Wp;
-            for (int64_t j = j0; j < j1; j++) {
-                const axis_tap cx = s->cols[j];
-                const float *q = prow + cx.off;
-                const float nw = cx.w0 * ry.w0, ne = cx.w1 * ry.w0, sw = cx.w0 * ry.w1, se = cx.w1 * ry.w1;
-                const int64_t p = i * W + j;
-                float imp = SK_BILINEAR(q, Wp, nw, ne, sw, se);
-                float scale = 1.0f, e;
-                if (imp > m[p]) {
-                    // New max: rescale what was summed so far by exp(m_old - m_new); this cell gets exp(0).
-                    scale = sk_fast_expf(m[p] - imp);
-                    e = 1.0f;
-                    m[p] = imp;
-                    d[p] = d[p] * scale + 1.0f;
-                } else {
-                    e = sk_fast_expf(imp - m[p]);
-                    d[p] += e;
-                }
-                float *o = out + p;
-                for (int64_t c = 0; c < Cv; c++, o += HW) {
-                    const float *qc = q + (1 + c) * P;
-                    *o = *o * scale + e * SK_BILINEAR(qc, Wp, nw, ne, sw, se);
-                }
-                for (int64_t c = 0; c < Cs; c++, o += HW) {
-                    const float *qc = q + (1 + Cv + c) * P;
-                    *o += SK_BILINEAR(qc, Wp, nw, ne, sw, se);
-                }
-            }
-        }
+        SK_DISPATCH(paste_cell, out, m, d, s, Cv, Cs, Hg, Wg, H, W, i0, i1, j0, j1);
     }
 
     // 4. Normalise; lse = m + log(denominator).
-    for (int64_t p = 0; p < HW; p++) {
-        float inv = 1.0f / d[p];
-        lse[p] = m[p] + logf(d[p]);
-        for (int64_t c = 0; c < Cv; c++) out[c * HW + p] *= inv;
-    }
+    for (int64_t p = 0; p < HW; p++) lse[p] = m[p] + logf(d[p]);
+    SK_DISPATCH(normalise_image, out, d, Cv, HW);
 }
 
-SK_CLONES int sk_composite_forward(float *out, float *lse,
+int sk_composite_forward(float *out, float *lse,
                          const float *values, const float *importance, const float *summed, const float *affine,
                          int64_t B, int64_t G2, int64_t Cv, int64_t Cs, int64_t Hg, int64_t Wg, int64_t H, int64_t W) {
     int status = check_args(summed, B, G2, Cv, Cs, Hg, Wg, H, W);

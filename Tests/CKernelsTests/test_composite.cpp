@@ -111,14 +111,22 @@ std::vector<float> kinkFreeAffine(const CompositeShape &s, uint32_t seed, float 
 
 }  // namespace
 
-TEST(Composite, ForwardMatchesNaive) {
+TEST(Composite, ForwardMatchesNaiveOnEveryIsa) {
+    IsaRestore restore;
+    // The last shape has a canvas wider than a vector of any ISA and boxes of every width.
     for (CompositeShape s : {CompositeShape{2, 6, 3, 2, 6, 7, 13, 17}, CompositeShape{1, 12, 4, 1, 8, 8, 16, 16},
-                             CompositeShape{3, 7, 1, 0, 5, 4, 9, 11}, CompositeShape{2, 6, 0, 1, 4, 4, 8, 8}}) {
+                             CompositeShape{3, 7, 1, 0, 5, 4, 9, 11}, CompositeShape{2, 6, 0, 1, 4, 4, 8, 8},
+                             CompositeShape{1, 24, 4, 0, 32, 32, 41, 70}}) {
         for (bool allLarge : {false, true}) {
             auto in = randomInputs(s, 101, allLarge);
-            auto fast = runForward(s, in, false), naive = runForward(s, in, true);
-            expectClose(fast.lse, naive.lse, 1e-6f, 1e-5f);
-            expectClose(fast.out, naive.out, 1e-5f, 1e-5f);
+            auto naive = runForward(s, in, true);
+            for (int level : isaLevels()) {
+                SCOPED_TRACE(std::string("isa ") + sk_isa_name(level) + (allLarge ? ", all large" : ""));
+                sk_set_isa_level(level);
+                auto fast = runForward(s, in, false);
+                expectClose(fast.lse, naive.lse, 1e-6f, 1e-5f);
+                expectClose(fast.out, naive.out, 1e-5f, 1e-5f);
+            }
         }
     }
 }
@@ -135,9 +143,17 @@ TEST(Composite, ExtremeAffineMatchesNaive) {
     // Centre the first box on pixel (5, 4) whatever the rounding of its base coordinates (0 up to rounding).
     in.affine[1] = -(in.affine[0] * sk_affine_grid_base(4, s.W));
     in.affine[3] = -(in.affine[2] * sk_affine_grid_base(5, s.H));
-    auto fast = runForward(s, in, false), naive = runForward(s, in, true);
-    expectClose(fast.lse, naive.lse, 1e-6f, 1e-5f);
-    expectClose(fast.out, naive.out, 1e-5f, 1e-5f);
+    auto naive = runForward(s, in, true);
+    {
+        IsaRestore restore;
+        for (int level : isaLevels()) {
+            SCOPED_TRACE(std::string("isa ") + sk_isa_name(level));
+            sk_set_isa_level(level);
+            auto fast = runForward(s, in, false);
+            expectClose(fast.lse, naive.lse, 1e-6f, 1e-5f);
+            expectClose(fast.out, naive.out, 1e-5f, 1e-5f);
+        }
+    }
     auto gout = randomVector(s.B * (s.Cv + s.Cs) * s.H * s.W, 506);
     auto gf = runBackward(s, in, gout, false, 0.0f), gn = runBackward(s, in, gout, true, 0.0f);
     expectClose(gf.values, gn.values, 1e-4f, 1e-5f * maxAbs(gn.values) + 1e-6f);
