@@ -6,6 +6,12 @@
 // the reorder into or out of it. The engine keeps activations in the formats the primitives pick
 // (channel blocks of 16), so their bridges are usually empty; weights always cross one (PyTorch's
 // OIHW to oneDNN's blocked weight formats), a fraction of a millisecond per call.
+//
+// Inference convolutions (forward only, for a pass that records no gradient) may run oneDNN's
+// inference Winograd, whose weights are pre-transformed into its own format; the transformed weights
+// are kept across calls, with a copy of the weights they came from, and redone whenever the weights
+// passed differ from that copy (compared byte by byte at each call: an optimizer step, a loaded
+// checkpoint or any other write is seen, whatever wrote the memory).
 #include "ckernels.h"
 #include <oneapi/dnnl/dnnl.h>
 #include <pthread.h>
@@ -132,9 +138,12 @@ static int bridge_out(bridge *b) {
 // ------------------------------------------------------------------------------------------------
 // Cached convolutions.
 
+// Weight sets an inference convolution keeps (distinct layers of one shape), least recently used evicted.
+#define SK_DNN_KEPT 4
+
 typedef struct {
     int64_t N, C, H, W, O, kh, kw, sh, sw, ph, pw;
-    int src_format, dst_format, has_bias, algorithm;
+    int src_format, dst_format, has_bias, algorithm, inference;
 } conv_key;
 
 struct sk_dnn_conv {
@@ -155,6 +164,10 @@ struct sk_dnn_conv {
     // call (oneDNN's own scratchpad would keep the largest one resident for the life of the process).
     dnnl_memory_t scratch[3];
     size_t scratch_bytes[3];
+    // Inference: weights in the primitive's format kept across calls, each with the OIHW weights it was
+    // made from and where those were last passed (layers of the same shape share one convolution).
+    struct kept_weights { const float *at; float *source; void *weights; uint64_t used; } kept[SK_DNN_KEPT];
+    uint64_t kept_clock;
 };
 
 static dnnl_primitive_attr_t scratch_attr;
@@ -211,7 +224,7 @@ static void record_impl(sk_dnn_conv *c, int pass, const_dnnl_primitive_desc_t pd
         snprintf(c->impl[pass], sizeof c->impl[pass], "%s", s);
 }
 
-static int make_forward(sk_dnn_conv *c, dnnl_alg_kind_t alg) {
+static int make_forward(sk_dnn_conv *c, dnnl_alg_kind_t alg, dnnl_prop_kind_t prop) {
     const conv_key *k = &c->key;
     int64_t ho = (k->H + 2 * k->ph - k->kh) / k->sh + 1, wo = (k->W + 2 * k->pw - k->kw) / k->sw + 1;
     dnnl_dims_t strides = {k->sh, k->sw}, pl = {k->ph, k->pw};
@@ -220,7 +233,7 @@ static int make_forward(sk_dnn_conv *c, dnnl_alg_kind_t alg) {
     dnnl_dims_t wd = {k->O, k->C, k->kh, k->kw}, bd = {k->O};
     TRY(dnnl_memory_desc_init_by_tag(&any_w, 4, wd, dnnl_f32, dnnl_format_tag_any), "weights");
     TRY(dnnl_memory_desc_init_by_tag(&any_b, 1, bd, dnnl_f32, dnnl_format_tag_any), "bias");
-    TRY(dnnl_convolution_forward_desc_init(&c->fwd_desc, dnnl_forward_training, alg, &c->any_src, &any_w,
+    TRY(dnnl_convolution_forward_desc_init(&c->fwd_desc, prop, alg, &c->any_src, &any_w,
                                            k->has_bias ? &any_b : NULL, &c->any_dst, strides, pl, pr), "convolution");
     TRY(dnnl_primitive_desc_create(&c->fwd_pd, &c->fwd_desc, user_scratchpad_attr(), engine, NULL), "convolution");
     return SK_OK;
@@ -244,15 +257,18 @@ static sk_dnn_conv *conv_create(const conv_key *k, int *status) {
         free(c);
         return NULL;
     }
+    // Inference Winograd takes pre-transformed weights, so it pays off from a single image on.
+    const int blocked3x3 = k->kh == 3 && k->kw == 3 && k->sh == 1 && k->sw == 1 && k->src_format == SK_FMT_BLOCK16
+                        && k->dst_format == SK_FMT_BLOCK16 && k->C >= 16 && k->O >= 16 && ho * wo >= 16;
     int wino = k->algorithm == SK_DNN_WINOGRAD
-            || (k->algorithm == SK_DNN_AUTO && k->kh == 3 && k->kw == 3 && k->sh == 1 && k->sw == 1
-                && k->src_format == SK_FMT_BLOCK16 && k->dst_format == SK_FMT_BLOCK16
-                && k->C >= 16 && k->O >= 16 && ho * wo >= 16 && k->N * ho * wo >= 8192);
-    st = wino ? make_forward(c, dnnl_convolution_winograd) : !SK_OK;
+            || (k->algorithm == SK_DNN_AUTO && blocked3x3 && (k->inference || k->N * ho * wo >= 8192));
+    // Direct convolutions keep the training primitive (the inference one may pick other activation formats).
+    const dnnl_prop_kind_t prop = k->inference ? dnnl_forward_inference : dnnl_forward_training;
+    st = wino ? make_forward(c, dnnl_convolution_winograd, prop) : !SK_OK;
     if (st == SK_OK) c->alg = SK_DNN_WINOGRAD;
     else if (k->algorithm == SK_DNN_WINOGRAD) { *status = st; free(c); return NULL; }
     else {
-        st = make_forward(c, dnnl_convolution_direct);
+        st = make_forward(c, dnnl_convolution_direct, dnnl_forward_training);
         c->alg = SK_DNN_DIRECT;
     }
     if (st != SK_OK) { *status = st; free(c); return NULL; }
@@ -260,9 +276,9 @@ static sk_dnn_conv *conv_create(const conv_key *k, int *status) {
     return c;
 }
 
-sk_dnn_conv *sk_dnn_conv_get(int64_t N, int64_t C, int64_t H, int64_t W, int64_t O, int64_t kh, int64_t kw,
+static sk_dnn_conv *conv_get(int64_t N, int64_t C, int64_t H, int64_t W, int64_t O, int64_t kh, int64_t kw,
                              int64_t sh, int64_t sw, int64_t ph, int64_t pw,
-                             int src_format, int dst_format, int has_bias, int algorithm, int *status) {
+                             int src_format, int dst_format, int has_bias, int algorithm, int inference, int *status) {
     int dummy;
     if (!status) status = &dummy;
     if (sh < 1 || sw < 1 || ph < 0 || pw < 0) { *status = SK_ERR_ARG; return NULL; }
@@ -281,6 +297,7 @@ sk_dnn_conv *sk_dnn_conv_get(int64_t N, int64_t C, int64_t H, int64_t W, int64_t
     memset(&k, 0, sizeof k);
     k.N = N; k.C = C; k.H = H; k.W = W; k.O = O; k.kh = kh; k.kw = kw; k.sh = sh; k.sw = sw; k.ph = ph; k.pw = pw;
     k.src_format = src_format; k.dst_format = dst_format; k.has_bias = has_bias ? 1 : 0; k.algorithm = algorithm;
+    k.inference = inference ? 1 : 0;
     pthread_mutex_lock(&cache.lock);
     for (int i = 0; i < cache.count; i++)
         if (key_equal(&cache.items[i]->key, &k)) {
@@ -303,6 +320,20 @@ sk_dnn_conv *sk_dnn_conv_get(int64_t N, int64_t C, int64_t H, int64_t W, int64_t
     return c;
 }
 
+sk_dnn_conv *sk_dnn_conv_get(int64_t N, int64_t C, int64_t H, int64_t W, int64_t O, int64_t kh, int64_t kw,
+                             int64_t sh, int64_t sw, int64_t ph, int64_t pw,
+                             int src_format, int dst_format, int has_bias, int algorithm, int *status) {
+    return conv_get(N, C, H, W, O, kh, kw, sh, sw, ph, pw, src_format, dst_format, has_bias, algorithm, 0, status);
+}
+
+sk_dnn_conv *sk_dnn_conv_get_inference(int64_t N, int64_t C, int64_t H, int64_t W, int64_t O, int64_t kh, int64_t kw,
+                                       int64_t sh, int64_t sw, int64_t ph, int64_t pw,
+                                       int src_format, int dst_format, int has_bias, int algorithm, int *status) {
+    return conv_get(N, C, H, W, O, kh, kw, sh, sw, ph, pw, src_format, dst_format, has_bias, algorithm, 1, status);
+}
+
+int sk_dnn_conv_is_inference(const sk_dnn_conv *conv) { return conv->key.inference; }
+
 int sk_dnn_conv_algorithm(const sk_dnn_conv *conv) { return conv->alg; }
 const char *sk_dnn_conv_impl(const sk_dnn_conv *conv, int pass) { return pass >= 0 && pass < 3 ? conv->impl[pass] : ""; }
 
@@ -324,6 +355,75 @@ static int prepare_forward(sk_dnn_conv *c) {
     return SK_OK;
 }
 
+// Byte equality of two buffers, compared in parallel on the pool (weights are read from memory, not
+// cache, between calls: two cores compare at about twice the rate of one).
+typedef struct { const char *a, *b; size_t bytes; int differ[SK_POOL_MAX_THREADS]; } equal_job;
+
+static void equal_part(void *ctx, int part, int parts) {
+    equal_job *j = ctx;
+    int64_t lo, hi;
+    sk_pool_slice((int64_t)j->bytes, part, parts, &lo, &hi);
+    j->differ[part] = memcmp(j->a + lo, j->b + lo, (size_t)(hi - lo)) != 0;
+}
+
+static int same_bytes(const void *a, const void *b, size_t bytes) {
+    equal_job j = {a, b, bytes, {0}};
+    int parts = bytes >= ((size_t)1 << 18) ? sk_pool_threads() : 1;
+    if (parts > SK_POOL_MAX_THREADS) parts = SK_POOL_MAX_THREADS;
+    if (parts <= 1) return memcmp(a, b, bytes) == 0;
+    sk_pool_run(parts, equal_part, &j);
+    for (int i = 0; i < parts; i++) if (j.differ[i]) return 0;
+    return 1;
+}
+
+// Inference: points the primitive at kept weights made from `w`: the set last passed at the same
+// address if its source still equals `w`, else any set whose source equals `w`, else a set (the one at
+// this address, a free one or the least recently used) transformed from `w` now.
+static int weights_in_kept(sk_dnn_conv *c, const float *w) {
+    bridge *b = &c->f_wei;
+    TRY(dnnl_memory_set_data_handle(b->user, (void *)w), "memory");
+    if (!b->reorder) return SK_OK;
+    const conv_key *k = &c->key;
+    const size_t bytes = (size_t)(k->O * k->C * k->kh * k->kw) * sizeof(float);
+    struct kept_weights *hit = NULL, *slot = NULL;
+    for (int i = 0; i < SK_DNN_KEPT && !hit; i++)
+        if (c->kept[i].weights && c->kept[i].at == w && same_bytes(c->kept[i].source, w, bytes)) hit = &c->kept[i];
+    for (int i = 0; i < SK_DNN_KEPT && !hit; i++)
+        if (c->kept[i].weights && same_bytes(c->kept[i].source, w, bytes)) hit = &c->kept[i];
+    if (!hit) {
+        for (int i = 0; i < SK_DNN_KEPT && !slot; i++) if (c->kept[i].weights && c->kept[i].at == w) slot = &c->kept[i];
+        for (int i = 0; i < SK_DNN_KEPT && !slot; i++) if (!c->kept[i].weights) slot = &c->kept[i];
+        if (!slot) {
+            slot = &c->kept[0];
+            for (int i = 1; i < SK_DNN_KEPT; i++) if (c->kept[i].used < slot->used) slot = &c->kept[i];
+        }
+        if (!slot->weights) {
+            slot->weights = aligned_alloc(64, (b->prim_bytes + 63) & ~(size_t)63);
+            slot->source = malloc(bytes);
+            if (!slot->weights || !slot->source) {
+                free(slot->weights); free(slot->source);
+                memset(slot, 0, sizeof *slot);
+                return fail("kept weights", dnnl_out_of_memory);
+            }
+        }
+        TRY(dnnl_memory_set_data_handle(b->prim, slot->weights), "memory");
+        dnnl_exec_arg_t args[2] = {{DNNL_ARG_FROM, b->user}, {DNNL_ARG_TO, b->prim}};
+        dnnl_status_t s = dnnl_primitive_execute(b->reorder, stream, 2, args);
+        if (s == dnnl_success) s = dnnl_stream_wait(stream);
+        if (s != dnnl_success) {  // never keep half-made weights
+            free(slot->weights); free(slot->source);
+            memset(slot, 0, sizeof *slot);
+            return fail("reorder", s);
+        }
+        memcpy(slot->source, w, bytes);
+        hit = slot;
+    }
+    hit->at = w;
+    hit->used = ++c->kept_clock;
+    TRY(dnnl_memory_set_data_handle(b->prim, hit->weights), "memory");
+    return SK_OK;
+}
+
 int sk_dnn_conv_forward(sk_dnn_conv *c, float *y, const float *x, const float *w, const float *b) {
     if (c->key.has_bias && !b) return SK_ERR_ARG;
     int st = ensure_engine();
@@ -331,7 +431,7 @@ int sk_dnn_conv_forward(sk_dnn_conv *c, float *y, const float *x, const float *w
     pthread_mutex_lock(&c->lock);
     st = prepare_forward(c);
     if (st == SK_OK) st = bridge_in(&c->f_src, x);
-    if (st == SK_OK) st = bridge_in(&c->f_wei, w);
+    if (st == SK_OK) st = c->key.inference ? weights_in_kept(c, w) : bridge_in(&c->f_wei, w);
     if (st == SK_OK && c->key.has_bias) st = bridge_in(&c->f_bias, b);
     if (st == SK_OK) st = bridge_acquire(&c->f_dst);
     if (st == SK_OK) {
@@ -381,6 +481,7 @@ static int prepare_backward_data(sk_dnn_conv *c) {
 }
 
 int sk_dnn_conv_backward_data(sk_dnn_conv *c, float *gx, const float *gy, const float *w) {
+    if (c->key.inference) return SK_ERR_ARG;
     int st = ensure_engine();
     if (st != SK_OK) return st;
     pthread_mutex_lock(&c->lock);
@@ -436,6 +537,7 @@ static int prepare_backward_weights(sk_dnn_conv *c) {
 }
 
 int sk_dnn_conv_backward_weights(sk_dnn_conv *c, float *gw, float *gb, const float *gy, const float *x) {
+    if (c->key.inference) return SK_ERR_ARG;
     if (!gw && !gb) return SK_OK;
     int st = ensure_engine();
     if (st != SK_OK) return st;

@@ -60,7 +60,7 @@ extension Tensor {
     static func result(_ shape: [Int], _ storage: Storage, name: String, inputs: [Tensor],
                        backward: @escaping (Tensor) throws -> [Tensor?]) -> Tensor {
         let out = Tensor(shape: shape, storage: storage)
-        if GradMode.isEnabled && inputs.contains(where: { $0.requiresGrad }) {
+        if recordsGradient(inputs) {
             out.requiresGrad = true
             let node = GradNode(name: name, inputs: inputs, backward: backward)
             if let p = Profiler.active { node.profile = p.captureForNode() }
@@ -68,6 +68,11 @@ extension Tensor {
         }
         Profiler.opFinished(name)
         return out
+    }
+
+    /// Whether an op on `inputs` would be recorded for backward now (gradients on and some input needs one).
+    static func recordsGradient(_ inputs: [Tensor]) -> Bool {
+        GradMode.isEnabled && inputs.contains(where: { $0.requiresGrad })
     }
 
     /// Whether this tensor was produced by a recorded op.

@@ -125,3 +125,74 @@ TEST(DnnConv, RejectsBadDescriptions) {
     EXPECT_NE(st, SK_OK);  // Winograd asked for a strided convolution
     EXPECT_NE(std::string(sk_dnn_version()).find("oneDNN"), std::string::npos);
 }
+
+namespace {
+
+// y = conv(x, w) + b from the naive oracle, blocked (the inference convolutions here are blocked to blocked).
+std::vector<float> naiveBlocked(const DnnShape &s, const std::vector<float> &x, const std::vector<float> &w,
+                                const std::vector<float> &b) {
+    std::vector<float> y(s.y());
+    EXPECT_EQ(sk_naive_conv2d_forward(y.data(), x.data(), w.data(), b.data(), s.N, s.C, s.H, s.W, s.O, s.kh, s.kw, s.s, s.s,
+                                      s.p, s.p), SK_OK);
+    return y;
+}
+
+std::vector<float> inferenceForward(sk_dnn_conv *conv, const DnnShape &s, const std::vector<float> &xs,
+                                    const std::vector<float> &w, const std::vector<float> &b) {
+    std::vector<float> y(s.y(), -7.0f);
+    EXPECT_EQ(sk_dnn_conv_forward(conv, y.data(), xs.data(), w.data(), b.data()), SK_OK) << sk_dnn_last_error();
+    return toNCHW(y, SK_FMT_BLOCK16, s.N, s.O, s.Ho(), s.Wo());
+}
+
+}  // namespace
+
+TEST(DnnConv, InferenceRunsWinogradFromOneImageAndRefusesBackward) {
+    int st = 0;
+    sk_dnn_conv *one = sk_dnn_conv_get_inference(1, 32, 8, 8, 32, 3, 3, 1, 1, 1, 1, SK_FMT_BLOCK16, SK_FMT_BLOCK16, 1, SK_DNN_AUTO, &st);
+    ASSERT_NE(one, nullptr) << sk_dnn_last_error();
+    EXPECT_EQ(sk_dnn_conv_algorithm(one), SK_DNN_WINOGRAD);
+    EXPECT_EQ(sk_dnn_conv_is_inference(one), 1);
+    // A different object from the training convolution of the same description, which stays direct here.
+    sk_dnn_conv *train = sk_dnn_conv_get(1, 32, 8, 8, 32, 3, 3, 1, 1, 1, 1, SK_FMT_BLOCK16, SK_FMT_BLOCK16, 1, SK_DNN_AUTO, &st);
+    ASSERT_NE(train, nullptr);
+    EXPECT_NE(train, one);
+    EXPECT_EQ(sk_dnn_conv_algorithm(train), SK_DNN_DIRECT);
+    EXPECT_EQ(sk_dnn_conv_is_inference(train), 0);
+    std::vector<float> buf(32 * 32 * 9 * 64, 0.0f);
+    EXPECT_EQ(sk_dnn_conv_backward_data(one, buf.data(), buf.data(), buf.data()), SK_ERR_ARG);
+    EXPECT_EQ(sk_dnn_conv_backward_weights(one, buf.data(), nullptr, buf.data(), buf.data()), SK_ERR_ARG);
+    // Strided: direct, still forward only.
+    sk_dnn_conv *strided = sk_dnn_conv_get_inference(1, 32, 8, 8, 32, 4, 4, 2, 2, 1, 1, SK_FMT_BLOCK16, SK_FMT_BLOCK16, 0, SK_DNN_AUTO, &st);
+    ASSERT_NE(strided, nullptr);
+    EXPECT_EQ(sk_dnn_conv_algorithm(strided), SK_DNN_DIRECT);
+}
+
+TEST(DnnConv, InferenceKeepsWeightsOnlyWhileTheyAreUnchanged) {
+    // Six layers of one shape share a convolution that keeps four weight sets: cycling through them,
+    // changing one in place, and passing equal weights at a new address must all give each layer's
+    // own result.
+    const DnnShape s{2, 32, 8, 8, 16, 3, 3, 1, 1};
+    int st = 0;
+    sk_dnn_conv *conv = sk_dnn_conv_get_inference(s.N, s.C, s.H, s.W, s.O, 3, 3, 1, 1, 1, 1, SK_FMT_BLOCK16, SK_FMT_BLOCK16, 1,
+                                                  SK_DNN_AUTO, &st);
+    ASSERT_NE(conv, nullptr) << sk_dnn_last_error();
+    ASSERT_EQ(sk_dnn_conv_algorithm(conv), SK_DNN_WINOGRAD);
+    auto x = randomVector(s.x(), 1500), b = randomVector((size_t)s.O, 1501);
+    auto xs = toFormat(x, SK_FMT_BLOCK16, s.N, s.C, s.H, s.W);
+    std::vector<std::vector<float>> layers;
+    for (uint32_t k = 0; k < 6; k++) layers.push_back(randomVector(s.w(), 1510 + k, -0.3f, 0.3f));
+    for (int round = 0; round < 3; round++)
+        for (size_t k = 0; k < layers.size(); k++) {
+            SCOPED_TRACE("round " + std::to_string(round) + " layer " + std::to_string(k));
+            expectClose(inferenceForward(conv, s, xs, layers[k], b), naiveBlocked(s, x, layers[k], b), 2e-4f, 2e-4f);
+        }
+    // One weight changed in place (what an optimizer step or a loaded checkpoint does).
+    layers[1][123] += 0.25f;
+    expectClose(inferenceForward(conv, s, xs, layers[1], b), naiveBlocked(s, x, layers[1], b), 2e-4f, 2e-4f);
+    layers[1][s.w() - 1] = -layers[1][s.w() - 1];  // the last weight too
+    expectClose(inferenceForward(conv, s, xs, layers[1], b), naiveBlocked(s, x, layers[1], b), 2e-4f, 2e-4f);
+    // Equal weights at another address (weights rebuilt every call), and a changed bias.
+    std::vector<float> copy = layers[2];
+    b[3] += 1.0f;
+    expectClose(inferenceForward(conv, s, xs, copy, b), naiveBlocked(s, x, layers[2], b), 2e-4f, 2e-4f);
+}

@@ -40,6 +40,15 @@ sk_dnn_conv *sk_dnn_conv_get(int64_t N, int64_t C, int64_t H, int64_t W, int64_t
                              int64_t sh, int64_t sw, int64_t ph, int64_t pw,
                              int src_format, int dst_format, int has_bias, int algorithm, int *status);
 
+// The same for a forward pass whose result records no gradient (evaluation, detection): forward only
+// (the backward passes return SK_ERR_ARG). SK_DNN_AUTO takes oneDNN's inference Winograd for blocked
+// 3x3 stride-1 convolutions at any batch size: its weights are transformed once and kept, and
+// transformed again only when the weights given differ from the ones kept (compared at each call).
+sk_dnn_conv *sk_dnn_conv_get_inference(int64_t N, int64_t C, int64_t H, int64_t W, int64_t O, int64_t kh, int64_t kw,
+                                       int64_t sh, int64_t sw, int64_t ph, int64_t pw,
+                                       int src_format, int dst_format, int has_bias, int algorithm, int *status);
+int sk_dnn_conv_is_inference(const sk_dnn_conv *conv);
+
 int sk_dnn_conv_forward(sk_dnn_conv *conv, float *y, const float *x, const float *w, const float *b);
 int sk_dnn_conv_backward_data(sk_dnn_conv *conv, float *gx, const float *gy, const float *w);
 // gw (O, C, kh, kw) and gb (O) are added into; either may be NULL to skip it.

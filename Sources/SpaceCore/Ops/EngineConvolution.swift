@@ -44,11 +44,14 @@ struct ConvGeometry {
     }
 
     /// oneDNN's cached convolution for these sizes and formats, or nil if it has none.
-    func engineConvolution(src: MemoryFormat, dst: MemoryFormat, bias: Bool) -> OpaquePointer? {
+    /// The engine's convolution for this geometry; `inference` for a forward pass that records no
+    /// gradient (it may then run a forward-only algorithm with its weights transformed once and kept).
+    func engineConvolution(src: MemoryFormat, dst: MemoryFormat, bias: Bool, inference: Bool = false) -> OpaquePointer? {
         guard n >= 1 else { return nil }
         var status: Int32 = 0
-        return sk_dnn_conv_get(Int64(n), Int64(c), Int64(h), Int64(w), Int64(o), Int64(kh), Int64(kw), Int64(sh), Int64(sw),
-                               Int64(ph), Int64(pw), src.rawValue, dst.rawValue, bias ? 1 : 0, SK_DNN_AUTO, &status)
+        let get = inference ? sk_dnn_conv_get_inference : sk_dnn_conv_get
+        return get(Int64(n), Int64(c), Int64(h), Int64(w), Int64(o), Int64(kh), Int64(kw), Int64(sh), Int64(sw),
+                   Int64(ph), Int64(pw), src.rawValue, dst.rawValue, bias ? 1 : 0, SK_DNN_AUTO, &status)
     }
 
     var isDense: Bool { kh == h && kw == w && ph == 0 && pw == 0 }
@@ -66,12 +69,13 @@ struct ConvKernel {
     let src: MemoryFormat, dst: MemoryFormat
 
     /// Picks the kernel for a convolution from `src` to `dst` formats; nil if none can run it.
-    static func choose(_ geo: ConvGeometry, src: MemoryFormat, dst: MemoryFormat, bias: Bool) -> ConvKernel? {
+    /// `inference`: the forward pass will record no gradient (no backward pass will be asked for).
+    static func choose(_ geo: ConvGeometry, src: MemoryFormat, dst: MemoryFormat, bias: Bool, inference: Bool = false) -> ConvKernel? {
         if geo.isDense { return ConvKernel(kind: .dense, geo: geo, src: src, dst: dst) }
         if src == .blocked16 && dst == .nchw && geo.o <= Int(SK_NARROW_MAX_O) && geo.isStrideOne && geo.paddingInsideKernel {
             return ConvKernel(kind: .narrow, geo: geo, src: src, dst: dst)
         }
-        guard let conv = geo.engineConvolution(src: src, dst: dst, bias: bias) else { return nil }
+        guard let conv = geo.engineConvolution(src: src, dst: dst, bias: bias, inference: inference) else { return nil }
         if src == .nchw && dst == .blocked16 && geo.c <= Int(SK_NARROW_MAX_O) && geo.isStrideOne && geo.paddingInsideKernel {
             return ConvKernel(kind: .narrowInputGradient(conv), geo: geo, src: src, dst: dst)
         }
@@ -81,7 +85,8 @@ struct ConvKernel {
     var label: String {
         switch kind {
         case .engine(let c), .narrowInputGradient(let c):
-            return sk_dnn_conv_algorithm(c) == SK_DNN_WINOGRAD ? "winograd" : "direct"
+            guard sk_dnn_conv_algorithm(c) == SK_DNN_WINOGRAD else { return "direct" }
+            return sk_dnn_conv_is_inference(c) != 0 ? "winograd-inference" : "winograd"
         case .dense: return "dense"
         case .narrow: return "narrow"
         }
@@ -209,7 +214,8 @@ public func conv2d(_ x: FeatureMap, weight: Tensor, bias: Tensor?, stride: (Int,
     if outFormat == .blocked16 && geo.o % 16 != 0 {
         throw SpaceError.shape(op: "conv2d", message: "\(geo.o) output channels cannot be blocked by 16")
     }
-    guard geo.n >= 1, let kernel = ConvKernel.choose(geo, src: x.format, dst: outFormat, bias: bias != nil) else { return nil }
+    let inference = !Tensor.recordsGradient([x.tensor, weight] + (bias.map { [$0] } ?? []))
+    guard geo.n >= 1, let kernel = ConvKernel.choose(geo, src: x.format, dst: outFormat, bias: bias != nil, inference: inference) else { return nil }
     let out = Storage(count: geo.n * geo.o * geo.ho * geo.wo)
     try kernel.forward(out.pointer, x.tensor.pointer, weight.pointer, bias?.pointer)
     let detail = kernel.detail

@@ -204,7 +204,8 @@ public func pointwiseConv2d(_ z: FeatureMap, _ stage: PointwiseStage, weight: Te
     if outFormat == .blocked16 && geo.o % 16 != 0 {
         throw SpaceError.shape(op: "conv2d", message: "\(geo.o) output channels cannot be blocked by 16")
     }
-    guard let kernel = ConvKernel.choose(geo, src: .blocked16, dst: outFormat, bias: bias != nil) else {
+    let inference = !Tensor.recordsGradient([z.tensor, weight] + stage.parameters + (bias.map { [$0] } ?? []))
+    guard let kernel = ConvKernel.choose(geo, src: .blocked16, dst: outFormat, bias: bias != nil, inference: inference) else {
         throw SpaceError.message("conv2d \(geo.text): no kernel can run it on blocked input")
     }
     let detail = kernel.detail
