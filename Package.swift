@@ -47,7 +47,7 @@ let package = Package(
 
         .testTarget(name: "SpaceCoreTests", dependencies: ["SpaceCore", "CKernels"], path: "Tests/SpaceCoreTests"),
         .testTarget(name: "SpaceTrainTests", dependencies: ["SpaceTrain", "SpaceModels", "SpaceData", "SpaceCore"], path: "Tests/SpaceTrainTests"),
-        .testTarget(name: "SpaceEvalTests", dependencies: ["SpaceEval"], path: "Tests/SpaceEvalTests", exclude: ["Fixtures"]),
+        .testTarget(name: "SpaceEvalTests", dependencies: ["SpaceEval", "SpaceModels", "SpaceCore"], path: "Tests/SpaceEvalTests", exclude: ["Fixtures"]),
         .testTarget(name: "SpaceCLITests", dependencies: ["SpaceCLI", "SpaceTrain", "SpaceData", "SpaceEval", "SpaceModels", "SpaceCore"],
                     path: "Tests/SpaceCLITests"),
         .testTarget(name: "SpaceModelsTests", dependencies: ["SpaceModels", "SpaceTrain", "SpaceCore"], path: "Tests/SpaceModelsTests"),

@@ -7,8 +7,9 @@ import SpaceModels
 import SpaceTrain
 
 /// `space show --config FILE [KEY VALUE ...]`: one PNG of the model's decomposition of show.indices of
-/// the show.mode split: per image a row of input, reconstruction, foreground, background, alpha map,
-/// input with predicted boxes, then each background component and its mask.
+/// the show.mode split (see `DecompositionPicture`): titled columns of input, reconstruction,
+/// foreground, background, alpha map, input with the boxes found (coloured by confidence, with the
+/// count found and true), then each background component and its mask.
 struct Show: ParsableCommand {
     static let configuration = CommandConfiguration(abstract: "Draw the decomposition of a few images into output/demo/<exp_name>.png.")
 
@@ -30,29 +31,13 @@ struct Show: ParsableCommand {
         let out = try Tensor.noGrad {
             try model(images, globalStep: Evaluator.evaluationStep, noise: SeededNoise(seed: UInt64(truncatingIfNeeded: exp.config.seed)))
         }
-        let grid = try decompositionGrid(images: images, output: out)
+        let source = DatasetEvaluationSource(dataset: dataset)
+        let truth = try indices.map { try source.groundTruth($0) }
+        let grid = try DecompositionPicture(scale: 2).render(images: images, output: out,
+                                                             truth: truth.contains { $0 == nil } ? nil : truth.map { $0! })
         try FileManager.default.createDirectory(atPath: exp.demoDirectory, withIntermediateDirectories: true)
         let path = (exp.demoDirectory as NSString).appendingPathComponent("\(exp.expName).png")
         try PNGCodec.write(try ImagePreprocessing.image(from: grid), to: path)
         print("The result image has been saved to \(path)")
     }
-}
-
-/// Rows of [input, reconstruction, fg, bg, alpha, input+boxes, comp_1..K, mask_1..K], 2-pixel white padding.
-func decompositionGrid(images: Tensor, output: SpaceOutput) throws -> Tensor {
-    let f = output.foreground, bgOut = output.background
-    let (n, h, w) = (images.shape[0], images.shape[2], images.shape[3])
-    let k = bgOut.comps.shape[1], cells = f.zWhere.shape[1]
-    let zw = f.zWhere.array, zp = f.zPresProb.array
-    var tiles: [Tensor] = []
-    for b in 0..<n {
-        let x = try images.select(dim: 0, index: b)
-        let boxes = boxesFromLatents(zWhere: Array(zw[(b * cells * 4)..<((b + 1) * cells * 4)]), zPresProb: Array(zp[(b * cells)..<((b + 1) * cells)]))
-        tiles += [x, try output.y.select(dim: 0, index: b), try f.fg.select(dim: 0, index: b), try bgOut.bg.select(dim: 0, index: b),
-                  try f.alphaMap.select(dim: 0, index: b).expand([3, h, w]), drawBoxes(x, boxes, thickness: 1)]
-        let comps = try bgOut.comps.select(dim: 0, index: b), masks = try bgOut.masks.select(dim: 0, index: b)
-        for j in 0..<k { tiles.append(try comps.select(dim: 0, index: j)) }
-        for j in 0..<k { tiles.append(try masks.select(dim: 0, index: j).expand([3, h, w])) }
-    }
-    return try makeGrid(images: tiles, columns: 6 + 2 * k, padding: 2, padValue: 1)
 }
