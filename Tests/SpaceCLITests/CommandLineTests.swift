@@ -56,7 +56,7 @@ final class CommandLineTests: XCTestCase {
         try space(["make-dataset", "--root", "data/demo", "--train", "16", "--val", "8", "--test", "8"])
         let config = Self.repo.appendingPathComponent("configs/demo.yaml").path
         let trainOut = try space(["train", "--config", config] + tiny)
-        XCTAssertTrue(trainOut.contains("global_step: 3"), trainOut)
+        XCTAssertTrue(trainOut.contains("] step 3/"), trainOut)
         XCTAssertTrue(trainOut.contains("ap_avg"), "evaluation during training: \(trainOut)")
         let ckdir = work + "/output/checkpoints/demo"
         let names = try FileManager.default.contentsOfDirectory(atPath: ckdir)
@@ -95,7 +95,7 @@ final class CommandLineTests: XCTestCase {
 
         // resume: a second train call continues from the last checkpoint
         let resumed = try space(["train", "--config", config] + tiny + ["train.max_steps", "4"])
-        XCTAssertTrue(resumed.contains("Resumed from") && resumed.contains("global_step: 4"), resumed)
+        XCTAssertTrue(resumed.contains("Resumed from") && resumed.contains("] step 4/"), resumed)
     }
 
     /// The boxes the model predicts for image 0 are drawn (red) in the boxes tile of the picture.

@@ -44,7 +44,7 @@ struct Train: ParsableCommand {
         var hooks = TrainerHooks()
         hooks.log = { step, images, out, scalars in
             try logger.scalars(Dictionary(uniqueKeysWithValues: scalars.map { ("train/" + $0.key, $0.value) }), step: step)
-            try logger.image("train/separations", try visualisationGrid(images: images, output: out, count: 4), step: step)
+            try logger.image("train/decomposition", try DecompositionPicture(scale: 1).render(images: images, output: out, count: 4), step: step)
         }
         if cfg.train.evalOn {
             let valSet = try exp.dataset(.val)
@@ -78,20 +78,4 @@ struct Train: ParsableCommand {
         print("Checkpoints: \(exp.checkpointDirectory)")
         print("Logs:        \(exp.logDirectory)  (tensorboard --logdir \(exp.logDirectory), or scalars.csv there)")
     }
-}
-
-/// A picture per image: input, reconstruction, foreground, foreground with boxes, background, alpha map.
-func visualisationGrid(images: Tensor, output: SpaceOutput, count: Int) throws -> Tensor {
-    let n = min(count, images.shape[0])
-    let f = output.foreground, cells = f.zWhere.shape[1]
-    let zw = f.zWhere.array, zp = f.zPresProb.array
-    var tiles: [Tensor] = []
-    for b in 0..<n {
-        let boxes = boxesFromLatents(zWhere: Array(zw[(b * cells * 4)..<((b + 1) * cells * 4)]), zPresProb: Array(zp[(b * cells)..<((b + 1) * cells)]))
-        let x = try images.select(dim: 0, index: b)
-        let alpha = try f.alphaMap.select(dim: 0, index: b).expand([3, images.shape[2], images.shape[3]])
-        tiles += [x, try output.y.select(dim: 0, index: b), try f.fg.select(dim: 0, index: b),
-                  drawBoxes(x, boxes), try output.background.bg.select(dim: 0, index: b), alpha]
-    }
-    return try makeGrid(images: tiles, columns: 6, padding: 2)
 }

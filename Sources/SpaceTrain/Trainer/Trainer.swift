@@ -157,9 +157,10 @@ public final class Trainer {
                     try hooks.log?(globalStep, images, out, scalars)
                     let avgBatch = recentBatch.reduce(0, +) / Double(recentBatch.count)
                     let left = Double(min(settings.maxSteps - globalStep, (settings.maxEpochs - epoch) * perEpoch - i)) * avgBatch
-                    hooks.print(String(format: "exp: %@, epoch: %d, iter: %d/%d, global_step: %d, loss: %.2f, batch time: %.3fs, data time: %.3fs, %.2f steps/s, time left: %@",
-                                       settings.expName, epoch + 1, i, perEpoch, globalStep, median(recentLoss), avgBatch,
-                                       recentData.reduce(0, +) / Double(recentData.count), 1 / max(avgBatch, 1e-9), formatDuration(left)))
+                    hooks.print(Trainer.progressLine(name: settings.expName, step: globalStep, maxSteps: settings.maxSteps,
+                                                     epoch: epoch + 1, batch: i, batches: perEpoch, secondsPerStep: avgBatch,
+                                                     dataSeconds: recentData.reduce(0, +) / Double(recentData.count),
+                                                     secondsLeft: left, medianLoss: median(recentLoss), scalars: scalars))
                 }
                 if globalStep % max(1, settings.saveEvery) == 0 {
                     let path = try checkpointer.saveLast(snapshot(batchInEpoch: i))
@@ -183,6 +184,23 @@ public final class Trainer {
             epoch += 1
         }
         hooks.print(String(format: "Training finished at global step %d (epoch %d) after %@.", globalStep - 1, epoch + 1, formatDuration(Date().timeIntervalSince(started))))
+    }
+
+    /// The console's progress line: where the run is, its speed and time left, then this step's loss
+    /// (batch mean, the scalar minimised) split into its terms, loss = -log-likelihood + KL + boundary,
+    /// the running median of the last 20 steps' losses (steadier to read), and the objects per image
+    /// (summed z_pres).
+    public static func progressLine(name: String, step: Int, maxSteps: Int, epoch: Int, batch: Int, batches: Int,
+                                    secondsPerStep: Double, dataSeconds: Double, secondsLeft: Double, medianLoss: Double,
+                                    scalars: [String: Double]) -> String {
+        func v(_ key: String) -> Double { scalars[key] ?? .nan }
+        let klFg = v("What_KL") + v("Where_KL") + v("Pres_KL") + v("Depth_KL")
+        return String(format: "[%@] step %d/%d (epoch %d, batch %d/%d) | %.2f steps/s (data %.0f ms) | ETA %@ | "
+                      + "loss %.1f = -log p(x|z) %.1f + KL fg %.1f (what %.1f, where %.1f, pres %.1f, depth %.1f) + KL bg %.1f + boundary %.1f | "
+                      + "median loss of last 20 steps %.1f | objects/image %.2f",
+                      name, step, maxSteps, epoch, batch, batches, 1 / max(secondsPerStep, 1e-9), dataSeconds * 1000, formatDuration(secondsLeft),
+                      v("loss"), -v("log_like"), klFg, v("What_KL"), v("Where_KL"), v("Pres_KL"), v("Depth_KL"), v("Bg_KL"),
+                      v("loss_boundary"), medianLoss, v("count"))
     }
 
     /// The scalars logged every print_every steps, batch means, under the reference's names plus ELBO,
