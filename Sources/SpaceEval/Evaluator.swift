@@ -35,6 +35,17 @@ public struct EvaluationResult: Sendable {
         return m
     }
 
+    /// One line with the numbers a reader looks for first: AP at IoU 0.5, the average AP, counting
+    /// accuracy and the number of images.
+    public var summaryLine: String {
+        var parts: [String] = []
+        if let i = iouThresholds.firstIndex(where: { abs($0 - 0.5) < 1e-9 }) { parts.append(String(format: "AP@IoU0.5 %.4f", APs[i])) }
+        if !APs.isEmpty { parts.append(String(format: "AP average %.4f", apAverage)) }
+        if let c = counts { parts.append(String(format: "counting accuracy %.4f", c.accuracy)) }
+        if mse.isFinite { parts.append(String(format: "mse %.4f", mse)) }
+        return "Summary: " + parts.joined(separator: ", ") + " (\(images) images)"
+    }
+
     /// The reference's printed table.
     public func table() -> String {
         var lines: [String] = []

@@ -61,6 +61,7 @@ struct Evaluate: ParsableCommand {
         let result = try evaluator.evaluate(model: model, source: source)
         bar.finish()
         print(result.table())
+        print(result.summaryLine)
         try FileManager.default.createDirectory(atPath: exp.evalDirectory, withIntermediateDirectories: true)
         let f = DateFormatter(); f.dateFormat = "yyyy-MM-dd-HH-mm-ss"
         let path = (exp.evalDirectory as NSString).appendingPathComponent("results_\(f.string(from: Date())).json")

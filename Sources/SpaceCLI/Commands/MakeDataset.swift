@@ -14,11 +14,27 @@ struct MakeDataset: ParsableCommand {
     @Option(help: "Validation images.") var val = 200
     @Option(help: "Test images.") var test = 200
     @Option(help: "Random seed.") var seed: UInt64 = 0
+    @Option(help: "Fewest objects per scene.") var minObjects = SceneGeneratorOptions().objectCount.lowerBound
+    @Option(help: "Most objects per scene.") var maxObjects = SceneGeneratorOptions().objectCount.upperBound
+    @Option(help: "Smallest object width or height, in pixels.") var minSize = SceneGeneratorOptions().objectSize.lowerBound
+    @Option(help: "Largest object width or height, in pixels.") var maxSize = SceneGeneratorOptions().objectSize.upperBound
     @Flag(help: "Replace an existing dataset.") var overwrite = false
+
+    func validate() throws {
+        guard minObjects >= 0, maxObjects >= minObjects else {
+            throw ValidationError("--min-objects \(minObjects) and --max-objects \(maxObjects): need 0 <= min <= max")
+        }
+        guard minSize >= 2, maxSize >= minSize, maxSize <= 100 else {
+            throw ValidationError("--min-size \(minSize) and --max-size \(maxSize): need 2 <= min <= max <= 100 pixels")
+        }
+    }
 
     func run() throws {
         let t0 = Date()
-        try SceneGenerator(seed: seed).write(root: root, counts: (train, val, test), overwrite: overwrite)
+        var options = SceneGeneratorOptions()
+        options.objectCount = minObjects...maxObjects
+        options.objectSize = minSize...maxSize
+        try SceneGenerator(seed: seed, options: options).write(root: root, counts: (train, val, test), overwrite: overwrite)
         print(String(format: "wrote %d + %d + %d scenes to %@ in %.1fs", train, val, test, root, Date().timeIntervalSince(t0)))
     }
 }
