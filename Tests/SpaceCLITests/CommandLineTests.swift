@@ -77,8 +77,10 @@ final class CommandLineTests: XCTestCase {
         let png = work + "/output/demo/demo.png"
         XCTAssertTrue(showOut.contains(png), showOut)
         let image = try PNGCodec.decodeRGB(contentsOf: png)
-        XCTAssertEqual(image.width, 10 * 128 + 11 * 2)
-        XCTAssertEqual(image.height, 2 * 128 + 3 * 2)
+        // 10 columns of 256-pixel tiles, 4-pixel gaps, 8-pixel margins; a 26-pixel title row, two rows
+        // of tiles and a 34-pixel legend.
+        XCTAssertEqual(image.width, 10 * 256 + 9 * 4 + 2 * 8)
+        XCTAssertEqual(image.height, 26 + 2 * 256 + 4 + 34)
         XCTAssertGreaterThan(Set(image.pixels).count, 50)
         try checkBoxesDrawn(image: image, config: config)
 
@@ -98,7 +100,8 @@ final class CommandLineTests: XCTestCase {
         XCTAssertTrue(resumed.contains("Resumed from") && resumed.contains("] step 4/"), resumed)
     }
 
-    /// The boxes the model predicts for image 0 are drawn (red) in the boxes tile of the picture.
+    /// The boxes the model predicts for image 0 are drawn, in their confidence's colour, in the boxes
+    /// tile of the picture (tiles magnified twice).
     func checkBoxesDrawn(image: RGBImage, config: String) throws {
         let cfg = try SpaceConfig.load(configFile: config, overrides: tiny)
         let model = try Space(arch: cfg.arch)
@@ -109,20 +112,22 @@ final class CommandLineTests: XCTestCase {
         let x = try Tensor.stack([try ds.image(at: 0), try ds.image(at: 1)], dim: 0)
         let out = try Tensor.noGrad { try model(x, globalStep: Evaluator.evaluationStep, noise: SeededNoise(seed: UInt64(cfg.seed))) }
         let boxes = boxesFromLatents(zWhere: Array(out.foreground.zWhere.array.prefix(16 * 4)), zPresProb: Array(out.foreground.zPresProb.array.prefix(16)))
-        let tileX0 = 2 + 5 * 130, tileY0 = 2
-        func pixel(_ x: Int, _ y: Int) -> [UInt8] { let i = ((tileY0 + y) * image.width + tileX0 + x) * 3; return Array(image.pixels[i..<(i + 3)]) }
-        var checked = 0
+        let picture = DecompositionPicture(scale: 2)
+        let colours = boxes.map { b -> [Int] in let c = picture.colour(confidence: b.confidence); return [c.0, c.1, c.2].map { Int($0 * 255 + 0.5) } }
+        let tile = 256, tileX0 = 8 + 5 * (tile + 4), tileY0 = 26, labelTop = tile - 18
+        func pixel(_ x: Int, _ y: Int) -> [Int] { let i = ((tileY0 + y) * image.width + tileX0 + x) * 3; return image.pixels[i..<(i + 3)].map { Int($0) } }
         for b in boxes {
-            let y = Int((b.yMin * 128).rounded(.down)), x0 = Int((b.xMin * 128).rounded(.down)), x1 = Int((b.xMax * 128).rounded(.up)) - 1
-            guard y >= 0, y < 128, x0 >= 0, x1 < 128, x1 >= x0 else { continue }
-            XCTAssertEqual(pixel((x0 + x1) / 2, y), [255, 0, 0], "top edge of a predicted box")
-            checked += 1
+            let y = Int((b.yMin * Double(tile)).rounded(.down)), x0 = Int((b.xMin * Double(tile)).rounded(.down))
+            let x1 = Int((b.xMax * Double(tile)).rounded(.up)) - 1
+            guard y >= 0, y < labelTop, x0 >= 0, x1 < tile, x1 >= x0 else { continue }
+            let p = pixel((x0 + x1) / 2, y)
+            XCTAssertTrue(colours.contains { c in zip(c, p).allSatisfy { abs($0 - $1) <= 1 } }, "top edge of a predicted box: \(p)")
         }
         if boxes.isEmpty {
-            // no box predicted: the boxes tile is exactly the input tile
-            for y in stride(from: 0, to: 128, by: 9) { for x in stride(from: 0, to: 128, by: 9) {
-                let i = ((tileY0 + y) * image.width + 2 + x) * 3
-                XCTAssertEqual(pixel(x, y), Array(image.pixels[i..<(i + 3)]))
+            // no box predicted: the boxes tile is the input tile (above the count label)
+            for y in stride(from: 0, to: labelTop, by: 9) { for x in stride(from: 0, to: tile, by: 9) {
+                let i = ((tileY0 + y) * image.width + 8 + x) * 3
+                XCTAssertEqual(pixel(x, y), image.pixels[i..<(i + 3)].map { Int($0) })
             } }
         }
     }
@@ -163,7 +168,8 @@ final class CommandLineTests: XCTestCase {
         let a = try PNGCodec.decodeRGB(contentsOf: work + "/demo0/atari_spaceinvaders.png")
         let b = try PNGCodec.decodeRGB(contentsOf: work + "/demo1/atari_spaceinvaders.png")
         XCTAssertEqual(a.pixels, b.pixels)
-        XCTAssertEqual(a.width, 12 * 128 + 13 * 2)
+        // The show picture: 6 + 2K = 12 titled columns of 256-pixel tiles, 4-pixel gaps, 8-pixel margins.
+        XCTAssertEqual(a.width, 12 * 256 + 11 * 4 + 2 * 8)
     }
 
     func testConfigErrorsExitWithStatus2AndWriteNothing() throws {

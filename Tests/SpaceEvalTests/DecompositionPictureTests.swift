@@ -48,6 +48,8 @@ final class DecompositionPictureTests: XCTestCase {
         prob[1] = 0.5001; where_[4..<8] = [0.2, 0.2, 0.5, 0.5]
         // Image 1: a box running off the top-left corner, p = 0.75.
         prob[cells] = 0.75; where_[(cells * 4)..<(cells * 4 + 4)] = [0.5, 0.5, -1.0, -1.0]
+        // and one wholly outside the picture (a shift past the edge), which must be skipped.
+        prob[cells + 1] = 0.9; where_[(cells * 4 + 4)..<(cells * 4 + 8)] = [0.1, 0.1, 1.3, 1.3]
         out.foreground.zPresProb = try Tensor(prob, shape: [2, cells, 1])
         out.foreground.zWhere = try Tensor(where_, shape: [2, cells, 4])
         return (x, out)

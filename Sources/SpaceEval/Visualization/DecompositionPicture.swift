@@ -74,11 +74,11 @@ public struct DecompositionPicture {
         func outline(_ b: DetectionBox, top: Int, left: Int, rgb: (Float, Float, Float)) {
             let x0 = Int((b.xMin * Double(tileW)).rounded(.down)), x1 = Int((b.xMax * Double(tileW)).rounded(.up)) - 1
             let y0 = Int((b.yMin * Double(tileH)).rounded(.down)), y1 = Int((b.yMax * Double(tileH)).rounded(.up)) - 1
-            guard x1 >= x0, y1 >= y0 else { return }
-            for y in max(0, y0)...max(0, min(tileH - 1, y1)) where y <= y1 && y < tileH {
+            let (cx0, cx1, cy0, cy1) = (max(0, x0), min(tileW - 1, x1), max(0, y0), min(tileH - 1, y1))
+            guard cx1 >= cx0, cy1 >= cy0 else { return }   // empty, or wholly outside the tile
+            for y in cy0...cy1 {
                 let edgeRow = y < y0 + s || y > y1 - s
-                for x in max(0, x0)...max(0, min(tileW - 1, x1)) where x <= x1 && x < tileW {
-                    guard edgeRow || x < x0 + s || x > x1 - s else { continue }
+                for x in cx0...cx1 where edgeRow || x < x0 + s || x > x1 - s {
                     let i = (top + y) * outW + left + x
                     pixels[i] = rgb.0; pixels[plane + i] = rgb.1; pixels[2 * plane + i] = rgb.2
                 }
