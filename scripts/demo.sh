@@ -16,10 +16,14 @@ if [ ! -d data/demo/train ]; then
 fi
 echo "== training configs/demo.yaml"
 "$space" train --config configs/demo.yaml "$@"
-echo "== decomposition of a few validation images"
-"$space" show --config configs/demo.yaml
-echo "== evaluation on the test split"
-"$space" eval --config configs/demo.yaml eval.checkpoint last
+# The model kept is the checkpoint with the best counting on the validation split (evaluated every
+# eval_every steps during training: eval.checkpoint best, eval.metric error_rate in the config).
+best=output/checkpoints/demo/best_error_rate.safetensors
+echo "== decomposition of a few validation images ($best)"
+"$space" show --config configs/demo.yaml resume_ckpt "$best"
+echo "== evaluation on the test split ($best)"
+mkdir -p output/demo
+"$space" eval --config configs/demo.yaml | tee output/demo/eval.log
 cat <<'EOT'
 
 Done. Where things are:
@@ -27,5 +31,9 @@ Done. Where things are:
   logs          output/logs/demo/          (tensorboard --logdir output/logs/demo; scalars.csv)
   picture       output/demo/demo.png       (rows: input, reconstruction, fg, bg, alpha, boxes, components, masks)
   evaluation    output/eval/demo/results_*.json
-Train longer with: bash scripts/demo.sh train.max_steps 2000   (it resumes from the last checkpoint)
+Train longer with: bash scripts/demo.sh train.max_steps 4000   (it resumes from the last checkpoint)
 EOT
+echo
+echo "Result: $(grep '^Summary:' output/demo/eval.log | sed 's/^Summary: //')"
+echo "Picture: output/demo/demo.png"
+echo "Time: $((SECONDS / 60)) min $((SECONDS % 60)) s"

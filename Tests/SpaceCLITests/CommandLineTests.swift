@@ -100,6 +100,18 @@ final class CommandLineTests: XCTestCase {
         XCTAssertTrue(resumed.contains("Resumed from") && resumed.contains("] step 4/"), resumed)
     }
 
+    /// The demo config exactly as shipped (its G, K, batch, schedules) trains two steps through `space train`
+    /// on the built-in scenes, evaluates, and prints the progress line.
+    func testShippedDemoConfigTrainsOneStep() throws {
+        try space(["make-dataset", "--root", "data/demo", "--train", "8", "--val", "4", "--test", "4"])
+        let config = Self.repo.appendingPathComponent("configs/demo.yaml").path
+        let out = try space(["train", "--config", config, "train.max_steps", "1", "train.num_workers", "1"])
+        XCTAssertTrue(out.contains("[demo] step 0/1") && out.contains("objects/image"), out)
+        XCTAssertTrue(out.contains("ap_dot5"), out)
+        let names = try FileManager.default.contentsOfDirectory(atPath: work + "/output/checkpoints/demo")
+        XCTAssertTrue(names.contains("model_000000000.safetensors") || names.contains("model_000000001.safetensors"), "\(names)")
+    }
+
     /// The boxes the model predicts for image 0 are drawn, in their confidence's colour, in the boxes
     /// tile of the picture (tiles magnified twice).
     func checkBoxesDrawn(image: RGBImage, config: String) throws {

@@ -20,16 +20,16 @@ final class SceneGeneratorTests: XCTestCase {
         for i in 0..<200 {
             let scene = generator.render(index: i)
             XCTAssertEqual(scene.image.width, 128); XCTAssertEqual(scene.image.height, 128)
-            XCTAssertTrue((1...5).contains(scene.objects.count))
+            XCTAssertTrue((1...4).contains(scene.objects.count))
             counts.insert(scene.objects.count)
             for o in scene.objects {
                 shapes.insert(o.shape)
-                XCTAssertTrue((12...30).contains(o.box[2]) && (12...30).contains(o.box[3]), "\(o.box)")
+                XCTAssertTrue((14...24).contains(o.box[2]) && (14...24).contains(o.box[3]), "\(o.box)")
                 XCTAssertGreaterThanOrEqual(o.box[0] - o.box[2] / 2, 0); XCTAssertLessThanOrEqual(o.box[0] + o.box[2] / 2, 128)
                 XCTAssertGreaterThanOrEqual(o.box[1] - o.box[3] / 2, 0); XCTAssertLessThanOrEqual(o.box[1] + o.box[3] / 2, 128)
             }
         }
-        XCTAssertEqual(counts, Set(1...5))
+        XCTAssertEqual(counts, Set(1...4))
         XCTAssertEqual(shapes, Set(SceneShape.allCases))
     }
 

@@ -30,9 +30,9 @@ public struct RenderedScene: Sendable {
 /// Settings of the procedural scenes.
 public struct SceneGeneratorOptions: Equatable, Sendable {
     public var size: Int = 128
-    public var objectCount: ClosedRange<Int> = 1...5
+    public var objectCount: ClosedRange<Int> = 1...4
     /// Width and height of an object in pixels.
-    public var objectSize: ClosedRange<Float> = 12...30
+    public var objectSize: ClosedRange<Float> = 14...24
     public var shapes: [SceneShape] = SceneShape.allCases
     /// 4 x 4 supersampling of object edges; off draws hard edges (one sample per pixel centre).
     public var antialias: Bool = true

@@ -153,7 +153,7 @@ extension SpaceConfig {
         try atLeast("train.save_every", train.saveEvery, 1)
         if train.evalOn { try atLeast("train.eval_every", train.evalEvery, 1) }
         try oneOf("eval.checkpoint", eval.checkpoint, ["best", "last"])
-        try oneOf("eval.metric", eval.metric, ["ap_dot5", "ap_avg"])
+        try oneOf("eval.metric", eval.metric, ["ap_dot5", "ap_avg", "error_rate"])
         try oneOf("show.mode", show.mode, ["val", "test"])
         if let i = show.indices.first(where: { $0 < 0 }) { throw bad("show.indices", "indices must not be negative (got \(i))") }
         for m in evalCfg.train.metrics { try oneOf("eval_cfg.train.metrics", m, ["mse", "ap"]) }
