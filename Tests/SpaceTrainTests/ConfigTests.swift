@@ -206,24 +206,27 @@ final class ConfigTests: XCTestCase {
         XCTAssertEqual(small.evalCfg.train.numSamples.ap, 500)
     }
 
-    func testDemoConfigIsSmall() throws {
+    func testDemoConfigTrainsInMinutesAndKeepsTheBestCounting() throws {
         let d = try config("demo")
         XCTAssertEqual(d.expName, "demo")
         XCTAssertEqual(d.dataset, "OBJ3D_SMALL")
         XCTAssertEqual(d.datasetRoot, "data/demo")
-        XCTAssertEqual(d.arch.G, 4)
+        XCTAssertEqual(d.arch.G, 8)
         XCTAssertEqual(d.arch.K, 2)
         XCTAssertEqual(d.train.batchSize, 4)
-        XCTAssertEqual(d.train.maxSteps, 300)
-        XCTAssertEqual(d.train.printEvery, 10)
-        XCTAssertEqual(d.train.saveEvery, 100)
+        XCTAssertEqual(d.train.maxSteps, 1500)
+        XCTAssertEqual(d.train.printEvery, 50)
+        XCTAssertEqual(d.train.saveEvery, 250)
         XCTAssertTrue(d.train.evalOn)
         XCTAssertEqual(d.train.evalEvery, 100)
-        XCTAssertEqual(d.evalCfg.train.numSamples.mse, 32)
-        XCTAssertEqual(d.evalCfg.train.numSamples.ap, 32)
-        // Every schedule ends before training does.
-        for end in [d.arch.zPresEndStep, d.arch.zScaleMeanEndStep, d.arch.tauEndStep, d.arch.fixAlphaSteps] {
-            XCTAssertLessThan(end, d.train.maxSteps)
+        XCTAssertEqual(d.evalCfg.train.numSamples.mse, 16)
+        XCTAssertEqual(d.evalCfg.train.numSamples.ap, 128)
+        XCTAssertEqual(d.eval.checkpoint, "best")
+        XCTAssertEqual(d.eval.metric, "error_rate")
+        XCTAssertGreaterThan(d.arch.fgSigma, d.arch.bgSigma, "the authors' advice: bg_sigma below fg_sigma")
+        // Every schedule ends by the last step.
+        for end in [d.arch.zPresEndStep, d.arch.zScaleMeanEndStep, d.arch.tauEndStep, d.arch.fixAlphaSteps, d.arch.blOffStep] {
+            XCTAssertLessThanOrEqual(end, d.train.maxSteps)
         }
     }
 
