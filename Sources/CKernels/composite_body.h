@@ -15,7 +15,6 @@
 static void SK_VERSIONED(paste_cell)(float *restrict out, float *restrict m, float *restrict d, const scratch *s,
                                      int64_t Cv, int64_t Cs, int64_t Hg, int64_t Wg, int64_t H, int64_t W,
                                      int64_t i0, int64_t i1, int64_t j0, int64_t j1) {
-    (void)H;
     const int64_t HW = H * W, Wp = Wg + 3, P = (Hg + 3) * Wp, CP = 1 + Cv + Cs, Wb = j1 - j0;
     int32_t *restrict coff = s->coff;
     float *restrict cw0 = s->cw0, *restrict cw1 = s->cw1, *restrict tsc = s->tsc, *restrict te = s->te;

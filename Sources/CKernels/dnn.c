@@ -388,8 +388,8 @@ static int weights_in_kept(sk_dnn_conv *c, const float *w) {
     struct kept_weights *hit = NULL, *slot = NULL;
     for (int i = 0; i < SK_DNN_KEPT && !hit; i++)
         if (c->kept[i].weights && c->kept[i].at == w && same_bytes(c->kept[i].source, w, bytes)) hit = &c->kept[i];
-    for (int i = 0; i < SK_DNN_KEPT && !hit; i++)
-        if (c->kept[i].weights && same_bytes(c->kept[i].source, w, bytes)) hit = &c->kept[i];
+    for (int i = 0; i < SK_DNN_KEPT && !hit; i++)   // the set at this address was compared above
+        if (c->kept[i].weights && c->kept[i].at != w && same_bytes(c->kept[i].source, w, bytes)) hit = &c->kept[i];
     if (!hit) {
         for (int i = 0; i < SK_DNN_KEPT && !slot; i++) if (c->kept[i].weights && c->kept[i].at == w) slot = &c->kept[i];
         for (int i = 0; i < SK_DNN_KEPT && !slot; i++) if (!c->kept[i].weights) slot = &c->kept[i];

@@ -50,14 +50,26 @@ public struct DecompositionPicture {
         var pixels = [Float](repeating: 1, count: 3 * outH * outW)
         let plane = outH * outW
 
-        // One (C, h, w) tile, magnified, at (top, left); one-channel tiles are drawn grey.
+        // A (C, h, w) image magnified `s` times (nearest neighbour), clamped to [0, 1].
+        func magnified(_ t: Tensor) throws -> Tensor {
+            let c = t.shape[0], src = t.array
+            var big = [Float](repeating: 0, count: c * tileH * tileW)
+            for ch in 0..<c {
+                for y in 0..<tileH {
+                    let row = (ch * tileH + y) * tileW, from = (ch * h + y / s) * w
+                    for x in 0..<tileW { big[row + x] = max(0, min(1, src[from + x / s])) }
+                }
+            }
+            return try Tensor(big, shape: [c, tileH, tileW])
+        }
+        // One magnified (C, tileH, tileW) tile at (top, left); one-channel tiles are drawn grey.
         func blit(_ t: Tensor, top: Int, left: Int) {
             let c = t.shape[0], src = t.array
             for ch in 0..<3 {
                 let from = c == 1 ? 0 : ch
                 for y in 0..<tileH {
-                    let sy = y / s, row = (ch * outH + top + y) * outW + left
-                    for x in 0..<tileW { pixels[row + x] = max(0, min(1, src[(from * h + sy) * w + x / s])) }
+                    let row = (ch * outH + top + y) * outW + left
+                    for x in 0..<tileW { pixels[row + x] = src[(from * tileH + y) * tileW + x] }
                 }
             }
         }
@@ -70,21 +82,6 @@ public struct DecompositionPicture {
                 }
             }
         }
-        // A box outline `s` pixels thick inside the tile at (top, left); the parts outside the tile are cut.
-        func outline(_ b: DetectionBox, top: Int, left: Int, rgb: (Float, Float, Float)) {
-            let x0 = Int((b.xMin * Double(tileW)).rounded(.down)), x1 = Int((b.xMax * Double(tileW)).rounded(.up)) - 1
-            let y0 = Int((b.yMin * Double(tileH)).rounded(.down)), y1 = Int((b.yMax * Double(tileH)).rounded(.up)) - 1
-            let (cx0, cx1, cy0, cy1) = (max(0, x0), min(tileW - 1, x1), max(0, y0), min(tileH - 1, y1))
-            guard cx1 >= cx0, cy1 >= cy0 else { return }   // empty, or wholly outside the tile
-            for y in cy0...cy1 {
-                let edgeRow = y < y0 + s || y > y1 - s
-                for x in cx0...cx1 where edgeRow || x < x0 + s || x > x1 - s {
-                    let i = (top + y) * outW + left + x
-                    pixels[i] = rgb.0; pixels[plane + i] = rgb.1; pixels[2 * plane + i] = rgb.2
-                }
-            }
-        }
-
         for (j, title) in titles.enumerated() {
             let left = margin + j * (tileW + gap)
             let textW = BitmapFont.width(of: title, scale: fontScale)
@@ -95,19 +92,22 @@ public struct DecompositionPicture {
         for b in 0..<n {
             let top = header + b * (tileH + gap)
             let x = try images.select(dim: 0, index: b)
-            var panels: [Tensor] = [x, try output.y.select(dim: 0, index: b), try f.fg.select(dim: 0, index: b),
-                                    try bgOut.bg.select(dim: 0, index: b), try f.alphaMap.select(dim: 0, index: b), x]
-            let comps = try bgOut.comps.select(dim: 0, index: b), masks = try bgOut.masks.select(dim: 0, index: b)
-            for j in 0..<k { panels.append(try comps.select(dim: 0, index: j)) }
-            for j in 0..<k { panels.append(try masks.select(dim: 0, index: j)) }
-            for (j, panel) in panels.enumerated() { blit(panel, top: top, left: margin + j * (tileW + gap)) }
-
-            let boxesLeft = margin + 5 * (tileW + gap)
+            // The boxes tile: the input magnified, then each box outlined (surest last, so on top).
             let boxes = boxesFromLatents(zWhere: Array(zw[(b * cells * 4)..<((b + 1) * cells * 4)]),
                                          zPresProb: Array(zp[(b * cells)..<((b + 1) * cells)]), threshold: threshold)
+            var withBoxes = try magnified(x)
             for box in boxes.sorted(by: { $0.confidence < $1.confidence }) {
-                outline(box, top: top, left: boxesLeft, rgb: colour(confidence: box.confidence))
+                withBoxes = drawBoxes(withBoxes, [box], rgb: colour(confidence: box.confidence), thickness: s)
             }
+            var tiles: [Tensor] = try [x, output.y.select(dim: 0, index: b), f.fg.select(dim: 0, index: b),
+                                       bgOut.bg.select(dim: 0, index: b), f.alphaMap.select(dim: 0, index: b)].map(magnified)
+            tiles.append(withBoxes)
+            let comps = try bgOut.comps.select(dim: 0, index: b), masks = try bgOut.masks.select(dim: 0, index: b)
+            for j in 0..<k { tiles.append(try magnified(comps.select(dim: 0, index: j))) }
+            for j in 0..<k { tiles.append(try magnified(masks.select(dim: 0, index: j))) }
+            for (j, tile) in tiles.enumerated() { blit(tile, top: top, left: margin + j * (tileW + gap)) }
+
+            let boxesLeft = margin + 5 * (tileW + gap)
             var label = "\(boxes.count) found"
             if let truth, b < truth.count { label += ", \(truth[b].count) true" }
             let labelW = BitmapFont.width(of: label, scale: fontScale) + 2 * fontScale
