@@ -90,6 +90,19 @@ final class ConfigTests: XCTestCase {
         XCTAssertNoThrow(try c.validate())
     }
 
+    func testLearningRateScheduleKeys() throws {
+        let c = try SpaceConfig().merging(yaml: "train:\n  solver:\n    fg:\n      lr: 3e-4\n      lr_end: 3e-5\n      lr_start_step: 800\n      lr_end_step: 1200\n")
+        XCTAssertNoThrow(try c.validate())
+        XCTAssertEqual(c.train.solver.fg.schedule, LearningRateSchedule(start: 3e-4, end: 3e-5, startStep: 800, endStep: 1200))
+        XCTAssertEqual(c.train.solver.bg.schedule.value(at: 5000), 1e-3, "lr_end 0: the constant lr, as the reference")
+        var bad = c
+        bad.train.solver.fg.lrEndStep = 700
+        XCTAssertThrowsError(try bad.validate()) { XCTAssertTrue("\($0)".contains("train.solver.fg.lr_end_step"), "\($0)") }
+        bad = c
+        bad.train.solver.bg.lrEnd = -1
+        XCTAssertThrowsError(try bad.validate()) { XCTAssertTrue("\($0)".contains("train.solver.bg.lr_end"), "\($0)") }
+    }
+
     func testKeysKeepTheReferenceNamesAndOrder() {
         let keys = SpaceConfig.allKeys
         XCTAssertEqual(Array(keys.prefix(17)), [
@@ -100,7 +113,9 @@ final class ConfigTests: XCTestCase {
         XCTAssertEqual(keys.filter { $0.hasPrefix("train.") }, [
             "train.batch_size", "train.max_epochs", "train.max_steps", "train.num_workers", "train.clip_norm",
             "train.max_ckpt", "train.print_every", "train.save_every", "train.eval_on", "train.eval_every",
-            "train.solver.fg.optim", "train.solver.fg.lr", "train.solver.bg.optim", "train.solver.bg.lr",
+            "train.solver.fg.optim", "train.solver.fg.lr", "train.solver.fg.lr_end", "train.solver.fg.lr_start_step",
+            "train.solver.fg.lr_end_step", "train.solver.bg.optim", "train.solver.bg.lr", "train.solver.bg.lr_end",
+            "train.solver.bg.lr_start_step", "train.solver.bg.lr_end_step",
         ])
         XCTAssertEqual(keys.filter { $0.hasPrefix("eval_cfg.") }, [
             "eval_cfg.train.metrics", "eval_cfg.train.num_samples.mse", "eval_cfg.train.num_samples.ap",
@@ -304,6 +319,7 @@ final class ConfigTests: XCTestCase {
         XCTAssertEqual(SpaceConfig.closestKey(to: "batch_size"), "train.batch_size")
         XCTAssertEqual(SpaceConfig.closestKey(to: "arch.g"), "arch.G")
         XCTAssertEqual(SpaceConfig.closestKey(to: "arch.tau_end"), "arch.tau_end_step")
+        XCTAssertEqual(SpaceConfig.closestKey(to: "train.solver.bg.lr_ned"), "train.solver.bg.lr_end")
     }
 
     func testWrongTypeNamesKeyTypeAndValue() {

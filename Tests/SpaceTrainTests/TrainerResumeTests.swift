@@ -28,7 +28,7 @@ final class TrainerResumeTests: XCTestCase {
         return a
     }
 
-    func makeTrainer(dir: String, maxSteps: Int) throws -> Trainer {
+    func makeTrainer(dir: String, maxSteps: Int, fgSchedule: LearningRateSchedule? = nil) throws -> Trainer {
         ParameterInit.reseed(5)
         let model = try Space(arch: tinyArch())
         let rng = SeededNoise(seed: 9)
@@ -36,6 +36,7 @@ final class TrainerResumeTests: XCTestCase {
         var s = TrainingSettings()
         s.expName = "tiny"; s.seed = 4; s.maxSteps = maxSteps; s.printEvery = 100; s.saveEvery = 2
         s.checkpointDirectory = dir; s.maxCheckpoints = 3
+        s.fgSchedule = fgSchedule
         var hooks = TrainerHooks(); hooks.print = { _ in }
         return try Trainer(model: model, data: data, settings: s, configYAML: "seed: 4\n", hooks: hooks)
     }
@@ -66,5 +67,26 @@ final class TrainerResumeTests: XCTestCase {
         XCTAssertEqual(Set(oa.keys), Set(ob.keys))
         for (k, v) in oa { XCTAssertEqual(v.array, ob[k]?.array, k) }
         XCTAssertEqual(straight.fgOptimizer.stateDict()["fg_module.img_encoder.enc.0.weight.step"]?.array, [7])
+    }
+
+    /// A learning-rate schedule is applied at every step from the global step: after the run the rate is
+    /// the schedule's end value, and the weights differ from those of a run at the constant start rate.
+    func testLearningRateScheduleFollowsTheStep() throws {
+        let base = NSTemporaryDirectory() + "/space-lr-\(UUID().uuidString)"
+        defer { try? FileManager.default.removeItem(atPath: base) }
+        let schedule = LearningRateSchedule(start: 1e-5, end: 1e-3, startStep: 0, endStep: 2)
+        XCTAssertEqual(schedule.value(at: 0), 1e-5)
+        XCTAssertEqual(schedule.value(at: 1), 5.05e-4, accuracy: 1e-9)
+        XCTAssertEqual(schedule.value(at: 7), 1e-3)
+        let scheduled = try makeTrainer(dir: base + "/a", maxSteps: 2, fgSchedule: schedule)
+        try scheduled.run()
+        XCTAssertEqual(scheduled.fgOptimizer.learningRate, 1e-3)
+        let constant = try makeTrainer(dir: base + "/b", maxSteps: 2)
+        try constant.run()
+        XCTAssertEqual(constant.fgOptimizer.learningRate, 1e-5)
+        let w = "fg_module.z_what_net.enc_cnn.0.weight"
+        let a = try XCTUnwrap(scheduled.model.stateDict()[w]?.tensor?.array), b = try XCTUnwrap(constant.model.stateDict()[w]?.tensor?.array)
+        XCTAssertEqual(scheduled.losses.first?.loss, constant.losses.first?.loss, "step 0 runs at the same rate")
+        XCTAssertGreaterThan(zip(a, b).map { abs($0 - $1) }.max() ?? 0, 1e-4)
     }
 }

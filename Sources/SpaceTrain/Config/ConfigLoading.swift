@@ -140,8 +140,14 @@ extension SpaceConfig {
         }
         try oneOf("train.solver.fg.optim", train.solver.fg.optim, ["RMSprop", "Adam"])
         try oneOf("train.solver.bg.optim", train.solver.bg.optim, ["RMSprop", "Adam"])
-        for (key, lr) in [("train.solver.fg.lr", train.solver.fg.lr), ("train.solver.bg.lr", train.solver.bg.lr)] {
-            guard lr.isFinite, lr > 0 else { throw bad(key, "must be a positive number (got \(lr))") }
+        for (name, o) in [("fg", train.solver.fg), ("bg", train.solver.bg)] {
+            let key = "train.solver.\(name)"
+            guard o.lr.isFinite, o.lr > 0 else { throw bad(key + ".lr", "must be a positive number (got \(o.lr))") }
+            guard o.lrEnd.isFinite, o.lrEnd >= 0 else { throw bad(key + ".lr_end", "must be 0 (constant lr) or positive (got \(o.lrEnd))") }
+            if o.lrEnd > 0 {
+                try atLeast(key + ".lr_start_step", o.lrStartStep, 0)
+                try atLeast(key + ".lr_end_step", o.lrEndStep, o.lrStartStep)
+            }
         }
         guard train.clipNorm.isFinite, train.clipNorm >= 0 else { throw bad("train.clip_norm", "must be 0 (off) or positive (got \(train.clipNorm))") }
         try atLeast("train.batch_size", train.batchSize, 1)
@@ -363,10 +369,13 @@ extension SpaceConfig {
     /// last part matches closely also counts (so `batch_size` suggests `train.batch_size`).
     static func closestKey(to key: String) -> String? {
         let leaf = key.split(separator: ".").last.map(String.init) ?? key
+        let parent = key.split(separator: ".").dropLast().joined(separator: ".")
         var best: (key: String, score: Int)?
         for candidate in schema.dottedKeys() {
             let candidateLeaf = candidate.split(separator: ".").last.map(String.init) ?? candidate
-            let score = min(editDistance(key, candidate), editDistance(leaf, candidateLeaf) + 2)
+            // A leaf that matches in another section counts a little less than one in the key's own.
+            let elsewhere = !parent.isEmpty && candidate.split(separator: ".").dropLast().joined(separator: ".") != parent ? 1 : 0
+            let score = min(editDistance(key, candidate), editDistance(leaf, candidateLeaf) + 2 + elsewhere)
             if best == nil || score < best!.score { best = (candidate, score) }
         }
         return best?.key

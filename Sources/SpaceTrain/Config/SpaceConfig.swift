@@ -108,11 +108,26 @@ public struct SpaceConfig: Codable, Equatable, Sendable {
     }
 
     /// `train.solver.fg` / `train.solver.bg`: an optimizer name (`RMSprop` or `Adam`) and its learning rate.
+    /// Not in the reference: with `lr_end` > 0 the learning rate goes linearly from `lr` (up to step
+    /// `lr_start_step`) to `lr_end` (from step `lr_end_step` on), like the arch's annealed priors; with
+    /// `lr_end` 0 (the default) it stays `lr`, as in the reference.
     public struct OptimizerSetting: Codable, Equatable, Sendable {
         public var optim: String
         public var lr: Double
+        public var lrEnd: Double = 0
+        public var lrStartStep: Int = 0
+        public var lrEndStep: Int = 0
 
         public init(optim: String, lr: Double) { self.optim = optim; self.lr = lr }
+
+        enum CodingKeys: String, CodingKey {
+            case optim, lr, lrEnd = "lr_end", lrStartStep = "lr_start_step", lrEndStep = "lr_end_step"
+        }
+
+        /// The learning rate as a function of the step.
+        public var schedule: LearningRateSchedule {
+            LearningRateSchedule(start: Float(lr), end: lrEnd > 0 ? Float(lrEnd) : Float(lr), startStep: lrStartStep, endStep: lrEndStep)
+        }
     }
 
     /// `eval`: which checkpoint `eval` loads and by which metric "best" is judged.

@@ -16,11 +16,28 @@ public struct TrainingSettings: Sendable {
     public var evalEvery = 1000
     public var fgOptimizer = (name: "RMSprop", lr: Float(1e-5))
     public var bgOptimizer = (name: "Adam", lr: Float(1e-3))
+    /// Learning rates by step (nil: the optimizers' own rate throughout).
+    public var fgSchedule: LearningRateSchedule? = nil
+    public var bgSchedule: LearningRateSchedule? = nil
     public var checkpointDirectory = "output/checkpoints/space"
     /// Resume from the last checkpoint in `checkpointDirectory`, or from `resumeCheckpoint` when set.
     public var resume = true
     public var resumeCheckpoint = ""
     public init() {}
+}
+
+/// A learning rate that goes linearly from `start` (up to `startStep`) to `end` (from `endStep` on).
+public struct LearningRateSchedule: Equatable, Sendable {
+    public var start: Float, end: Float
+    public var startStep: Int, endStep: Int
+
+    public init(start: Float, end: Float, startStep: Int, endStep: Int) {
+        self.start = start; self.end = end; self.startStep = startStep; self.endStep = endStep
+    }
+
+    public func value(at step: Int) -> Float {
+        linearAnnealing(step: step, startStep: startStep, endStep: endStep, startValue: start, endValue: end)
+    }
 }
 
 /// A batch source: the batches of one epoch, in order, after skipping the first `skip` of them
@@ -140,6 +157,8 @@ public final class Trainer {
                 model.zeroGrad()
                 try out.loss.backward()
                 if settings.clipNorm > 0 { clipGradNorm(all, maxNorm: settings.clipNorm) }
+                if let sched = settings.fgSchedule { fgOptimizer.learningRate = sched.value(at: globalStep) }
+                if let sched = settings.bgSchedule { bgOptimizer.learningRate = sched.value(at: globalStep) }
                 try fgOptimizer.step(groups.fg)
                 try bgOptimizer.step(groups.bg)
                 let loss = try out.loss.item()
