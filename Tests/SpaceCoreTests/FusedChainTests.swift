@@ -61,6 +61,32 @@ final class FusedChainTests: XCTestCase {
         try compare(seq, input: x) { try seq($0) }
     }
 
+    func testInferenceChainsMatchLayerByLayer() throws {
+        // Without gradients (eval, show, detection) convolutions take their inference kernels (Winograd
+        // with kept weights, ...): a chain with every kind of stage (CELU of either alpha, ELU with batch
+        // norm in evaluation mode, norm before or after the activation, a shuffle) gives the outputs of
+        // running every layer on its own.
+        let bn = BatchNorm2d(channels: 32)
+        bn.train(false)
+        try bn.runningVar.copy(from: randn([32], seed: 7).abs() + 0.5)
+        let seq = Sequential(
+            Conv2d(inputChannels: 3, outputChannels: 16, kernelSize: 3, padding: 1), CELU(), GroupNorm(groups: 4, channels: 16),
+            Conv2d(inputChannels: 16, outputChannels: 32, kernelSize: 4, stride: 2, padding: 1), ELU(alpha: 0.5), bn,
+            Conv2d(inputChannels: 32, outputChannels: 64, kernelSize: 1), PixelShuffle(2), CELU(), GroupNorm(groups: 4, channels: 16),
+            Conv2d(inputChannels: 16, outputChannels: 32, kernelSize: 4, stride: 2, padding: 1), CELU(alpha: 0.7), GroupNorm(groups: 8, channels: 32),
+            Conv2d(inputChannels: 32, outputChannels: 32, kernelSize: 3, padding: 1), CELU(), GroupNorm(groups: 8, channels: 32),
+            Conv2d(inputChannels: 32, outputChannels: 32, kernelSize: 1), GroupNorm(groups: 8, channels: 32), CELU(),
+            Conv2d(inputChannels: 32, outputChannels: 4, kernelSize: 3, padding: 1))
+        let x = randn([4, 3, 16, 16], seed: 3)
+        func run(_ engine: ConvolutionEngine) throws -> Tensor {
+            let previous = ConvolutionEngine.current
+            ConvolutionEngine.current = engine
+            defer { ConvolutionEngine.current = previous }
+            return try Tensor.noGrad { try seq(x) }
+        }
+        assertClose(try run(.onednn), try run(.im2col), rtol: 2e-4, atol: 2e-5, "output")
+    }
+
     func testBatchNormELUChainUpdatesRunningStatisticsAlike() throws {
         let seq = Sequential(
             Conv2d(inputChannels: 4, outputChannels: 16, kernelSize: 3, stride: 2, padding: 1), BatchNorm2d(channels: 16), ELU(),
