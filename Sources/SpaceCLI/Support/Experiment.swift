@@ -55,8 +55,8 @@ struct Experiment {
         s.evalEvery = config.train.evalEvery
         s.fgOptimizer = (config.train.solver.fg.optim, Float(config.train.solver.fg.lr))
         s.bgOptimizer = (config.train.solver.bg.optim, Float(config.train.solver.bg.lr))
-        s.fgSchedule = config.train.solver.fg.lrEnd > 0 ? config.train.solver.fg.schedule : nil
-        s.bgSchedule = config.train.solver.bg.lrEnd > 0 ? config.train.solver.bg.schedule : nil
+        s.fgSchedule = config.train.solver.fg.schedule
+        s.bgSchedule = config.train.solver.bg.schedule
         s.checkpointDirectory = checkpointDirectory
         s.resume = config.resume
         s.resumeCheckpoint = config.resumeCkpt.isEmpty ? "" : SpaceConfig.absolutePath(config.resumeCkpt)
