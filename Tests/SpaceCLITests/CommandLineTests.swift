@@ -112,6 +112,27 @@ final class CommandLineTests: XCTestCase {
         XCTAssertTrue(names.contains("model_000000000.safetensors") || names.contains("model_000000001.safetensors"), "\(names)")
     }
 
+    /// `make-dataset --shapes` draws only the shapes named (circles have equal width and height; the
+    /// default set, with diamonds and triangles, does not); an unknown name is refused, naming it.
+    func testMakeDatasetShapes() throws {
+        func boxes(_ root: String) throws -> [[Double]] {
+            let dir = work + "/" + root + "/train/bb"
+            return try FileManager.default.contentsOfDirectory(atPath: dir).flatMap { name in
+                try String(contentsOfFile: dir + "/" + name, encoding: .utf8).split(separator: "\n")
+                    .map { $0.split(separator: ",").map { Double($0)! } }
+            }
+        }
+        try space(["make-dataset", "--root", "circles", "--train", "24", "--val", "2", "--test", "2", "--shapes", "circle"])
+        let circles = try boxes("circles")
+        XCTAssertGreaterThan(circles.count, 24)
+        XCTAssertTrue(circles.allSatisfy { $0[2] == $0[3] }, "\(circles)")
+        try space(["make-dataset", "--root", "all", "--train", "24", "--val", "2", "--test", "2"])
+        XCTAssertTrue(try boxes("all").contains { $0[2] != $0[3] })
+        let out = try space(["make-dataset", "--root", "bad", "--shapes", "circle,blob"], expect: 64)
+        XCTAssertTrue(out.contains("unknown shape 'blob'"), out)
+        XCTAssertFalse(FileManager.default.fileExists(atPath: work + "/bad"))
+    }
+
     /// The boxes the model predicts for image 0 are drawn, in their confidence's colour, in the boxes
     /// tile of the picture (tiles magnified twice).
     func checkBoxesDrawn(image: RGBImage, config: String) throws {

@@ -18,7 +18,21 @@ struct MakeDataset: ParsableCommand {
     @Option(help: "Most objects per scene.") var maxObjects = SceneGeneratorOptions().objectCount.upperBound
     @Option(help: "Smallest object width or height, in pixels.") var minSize = SceneGeneratorOptions().objectSize.lowerBound
     @Option(help: "Largest object width or height, in pixels.") var maxSize = SceneGeneratorOptions().objectSize.upperBound
+    @Option(help: "Shapes to draw, comma-separated (\(SceneShape.allCases.map(\.rawValue).joined(separator: ", "))).")
+    var shapes = SceneGeneratorOptions().shapes.map(\.rawValue).joined(separator: ",")
     @Flag(help: "Replace an existing dataset.") var overwrite = false
+
+    /// The `--shapes` list as shapes; an unknown name is an error naming it and the known ones.
+    func parsedShapes() throws -> [SceneShape] {
+        let names = shapes.split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) }.filter { !$0.isEmpty }
+        guard !names.isEmpty else { throw ValidationError("--shapes is empty: name at least one shape") }
+        return try names.map { name in
+            guard let shape = SceneShape(rawValue: name) else {
+                throw ValidationError("--shapes: unknown shape '\(name)' (known: \(SceneShape.allCases.map(\.rawValue).joined(separator: ", ")))")
+            }
+            return shape
+        }
+    }
 
     func validate() throws {
         guard minObjects >= 0, maxObjects >= minObjects else {
@@ -27,6 +41,7 @@ struct MakeDataset: ParsableCommand {
         guard minSize >= 2, maxSize >= minSize, maxSize <= 100 else {
             throw ValidationError("--min-size \(minSize) and --max-size \(maxSize): need 2 <= min <= max <= 100 pixels")
         }
+        _ = try parsedShapes()
     }
 
     func run() throws {
@@ -34,6 +49,7 @@ struct MakeDataset: ParsableCommand {
         var options = SceneGeneratorOptions()
         options.objectCount = minObjects...maxObjects
         options.objectSize = minSize...maxSize
+        options.shapes = try parsedShapes()
         try SceneGenerator(seed: seed, options: options).write(root: root, counts: (train, val, test), overwrite: overwrite)
         print(String(format: "wrote %d + %d + %d scenes to %@ in %.1fs", train, val, test, root, Date().timeIntervalSince(t0)))
     }
