@@ -18,7 +18,8 @@ struct MakeDataset: ParsableCommand {
     @Option(help: "Most objects per scene.") var maxObjects = SceneGeneratorOptions().objectCount.upperBound
     @Option(help: "Smallest object width or height, in pixels.") var minSize = SceneGeneratorOptions().objectSize.lowerBound
     @Option(help: "Largest object width or height, in pixels.") var maxSize = SceneGeneratorOptions().objectSize.upperBound
-    @Option(help: "Shapes to draw, comma-separated (\(SceneShape.allCases.map(\.rawValue).joined(separator: ", "))).")
+    static let knownShapes = SceneShape.allCases.map(\.rawValue).joined(separator: ", ")
+    @Option(help: "Shapes to draw, comma-separated (\(knownShapes)).")
     var shapes = SceneGeneratorOptions().shapes.map(\.rawValue).joined(separator: ",")
     @Flag(help: "Replace an existing dataset.") var overwrite = false
 
@@ -28,7 +29,7 @@ struct MakeDataset: ParsableCommand {
         guard !names.isEmpty else { throw ValidationError("--shapes is empty: name at least one shape") }
         return try names.map { name in
             guard let shape = SceneShape(rawValue: name) else {
-                throw ValidationError("--shapes: unknown shape '\(name)' (known: \(SceneShape.allCases.map(\.rawValue).joined(separator: ", ")))")
+                throw ValidationError("--shapes: unknown shape '\(name)' (known: \(Self.knownShapes))")
             }
             return shape
         }
