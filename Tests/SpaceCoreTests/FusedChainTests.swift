@@ -12,15 +12,14 @@ final class FusedChainTests: XCTestCase {
         let buffers = module.namedBuffers().compactMap { entry -> Tensor? in if case .float(let t) = entry.1 { return t } else { return nil } }
         let savedBuffers = buffers.map { $0.clone() }
         func run(engine: ConvolutionEngine) throws -> (out: Tensor, grads: [Tensor?], buffers: [Tensor]) {
-            let previous = ConvolutionEngine.current
-            ConvolutionEngine.current = engine
-            defer { ConvolutionEngine.current = previous }
-            for (b, saved) in zip(buffers, savedBuffers) { try b.copy(from: saved) }
-            input.zeroGrad(); module.zeroGrad()
-            let out = try f(input)
-            let w = SeededNoise(seed: 99).normal(out.shape)
-            try (out * w).sum().backward()
-            return (out.detached(), [input.grad] + params.map { $0.grad }, buffers.map { $0.clone() })
+            try ConvolutionEngine.with(engine) {
+                for (b, saved) in zip(buffers, savedBuffers) { try b.copy(from: saved) }
+                input.zeroGrad(); module.zeroGrad()
+                let out = try f(input)
+                let w = SeededNoise(seed: 99).normal(out.shape)
+                try (out * w).sum().backward()
+                return (out.detached(), [input.grad] + params.map { $0.grad }, buffers.map { $0.clone() })
+            }
         }
         let fused = try run(engine: .onednn)
         let reference = try run(engine: .im2col)
@@ -79,10 +78,7 @@ final class FusedChainTests: XCTestCase {
             Conv2d(inputChannels: 32, outputChannels: 4, kernelSize: 3, padding: 1))
         let x = randn([4, 3, 16, 16], seed: 3)
         func run(_ engine: ConvolutionEngine) throws -> Tensor {
-            let previous = ConvolutionEngine.current
-            ConvolutionEngine.current = engine
-            defer { ConvolutionEngine.current = previous }
-            return try Tensor.noGrad { try seq(x) }
+            try ConvolutionEngine.with(engine) { try Tensor.noGrad { try seq(x) } }
         }
         assertClose(try run(.onednn), try run(.im2col), rtol: 2e-4, atol: 2e-5, "output")
     }

@@ -15,14 +15,13 @@ final class FusedExecutionTests: XCTestCase {
         let buffers = model.namedBuffers().compactMap { e -> Tensor? in if case .float(let t) = e.1 { return t } else { return nil } }
         let saved = buffers.map { $0.clone() }
         func run(_ engine: ConvolutionEngine) throws -> (out: SpaceOutput, grads: [Tensor?]) {
-            let previous = ConvolutionEngine.current
-            ConvolutionEngine.current = engine
-            defer { ConvolutionEngine.current = previous }
-            for (b, s) in zip(buffers, saved) { try b.copy(from: s) }
-            model.zeroGrad()
-            let out = try model(x, globalStep: globalStep, noise: SeededNoise(seed: 5))
-            try out.loss.backward()
-            return (out, params.map { $0.1.grad?.clone() })
+            try ConvolutionEngine.with(engine) {
+                for (b, s) in zip(buffers, saved) { try b.copy(from: s) }
+                model.zeroGrad()
+                let out = try model(x, globalStep: globalStep, noise: SeededNoise(seed: 5))
+                try out.loss.backward()
+                return (out, params.map { $0.1.grad?.clone() })
+            }
         }
         let fused = try run(.onednn), reference = try run(.im2col)
         let loss = try fused.out.loss.item(), refLoss = try reference.out.loss.item()

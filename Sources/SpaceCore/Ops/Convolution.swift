@@ -21,6 +21,14 @@ public enum ConvolutionEngine: Sendable {
 
     /// The engine `conv2d` uses; a process-wide setting (tests and benchmarks switch it).
     nonisolated(unsafe) public static var current: ConvolutionEngine = .onednn
+
+    /// Runs `body` with `engine` as the current engine, then restores the previous one.
+    public static func with<T>(_ engine: ConvolutionEngine, _ body: () throws -> T) rethrows -> T {
+        let previous = current
+        current = engine
+        defer { current = previous }
+        return try body()
+    }
 }
 
 /// conv2d with per-dimension stride (sh, sw) and padding (ph, pw).
